@@ -1,0 +1,19 @@
+//! The scope-plugin collectors plugin: built-in collectors for Weave Scope.
+//!
+//! Run with: cargo run -p collectors
+//! Each collector lives in its own file under `collectors/` and registers itself with
+//! `#[scope_metric]`; nothing here lists them.
+
+mod collectors {
+    mod idle;
+    mod io_pressure;
+    mod iowait;
+    mod steal;
+}
+mod cpu_times;
+
+scope_plugin::main!(
+    id = "scope-collectors",
+    label = "Collectors",
+    description = "Host IO wait, CPU idle and steal over the last interval, and IO pressure"
+);

@@ -1,0 +1,189 @@
+//! Parsing `key = value` attribute arguments with spans, shared by every macro.
+
+use std::collections::BTreeSet;
+
+use proc_macro2::Span;
+use syn::parse::{Parse, ParseStream};
+use syn::punctuated::Punctuated;
+use syn::{Expr, ExprLit, ExprUnary, Ident, Lit, LitStr, Token, UnOp};
+
+/// One `key = value` pair.
+pub(crate) struct Arg {
+    pub(crate) key: Ident,
+    pub(crate) value: Expr,
+}
+
+impl Parse for Arg {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        // `crate` is a keyword, so parse any identifier-like token.
+        let key = input.call(syn::ext::IdentExt::parse_any)?;
+        input
+            .parse::<Token![=]>()
+            .map_err(|e| syn::Error::new(e.span(), format!("expected `{key} = <value>`")))?;
+        let value = input.parse()?;
+        Ok(Self { key, value })
+    }
+}
+
+/// All pairs, checked for unknown and repeated keys.
+pub(crate) struct Args {
+    pub(crate) pairs: Vec<Arg>,
+}
+
+impl Args {
+    pub(crate) fn parse(tokens: proc_macro2::TokenStream, valid: &[&str]) -> syn::Result<Self> {
+        let pairs: Vec<Arg> =
+            syn::parse::Parser::parse2(Punctuated::<Arg, Token![,]>::parse_terminated, tokens)?
+                .into_iter()
+                .collect();
+        let mut seen = BTreeSet::new();
+        for arg in &pairs {
+            let key = arg.key.to_string();
+            if !valid.contains(&key.as_str()) {
+                return Err(syn::Error::new(
+                    arg.key.span(),
+                    format!("unknown key `{key}`; valid keys are: {}", valid.join(", ")),
+                ));
+            }
+            if !seen.insert(key.clone()) {
+                return Err(syn::Error::new(
+                    arg.key.span(),
+                    format!("`{key}` is given twice; keep one"),
+                ));
+            }
+        }
+        Ok(Self { pairs })
+    }
+
+    pub(crate) fn get(&self, key: &str) -> Option<&Arg> {
+        self.pairs.iter().find(|arg| arg.key == key)
+    }
+
+    pub(crate) fn string(&self, key: &str) -> syn::Result<Option<LitStr>> {
+        let Some(arg) = self.get(key) else {
+            return Ok(None);
+        };
+        match &arg.value {
+            Expr::Lit(ExprLit {
+                lit: Lit::Str(text),
+                ..
+            }) => Ok(Some(text.clone())),
+            other => Err(syn::Error::new_spanned(
+                other,
+                format!("`{key}` takes a string literal, like {key} = \"...\""),
+            )),
+        }
+    }
+
+    pub(crate) fn required_string(
+        &self,
+        key: &str,
+        span: Span,
+        example: &str,
+    ) -> syn::Result<LitStr> {
+        self.string(key)?.ok_or_else(|| {
+            syn::Error::new(span, format!("missing `{key}`; add {key} = \"{example}\""))
+        })
+    }
+
+    pub(crate) fn number(&self, key: &str) -> syn::Result<Option<(f64, Span)>> {
+        let Some(arg) = self.get(key) else {
+            return Ok(None);
+        };
+        let (negative, literal) = match &arg.value {
+            Expr::Unary(ExprUnary {
+                op: UnOp::Neg(_),
+                expr,
+                ..
+            }) => (true, &**expr),
+            other => (false, other),
+        };
+        let value = match literal {
+            Expr::Lit(ExprLit {
+                lit: Lit::Float(f), ..
+            }) => f.base10_parse::<f64>()?,
+            Expr::Lit(ExprLit {
+                lit: Lit::Int(i), ..
+            }) => i.base10_parse::<f64>()?,
+            other => {
+                return Err(syn::Error::new_spanned(
+                    other,
+                    format!("`{key}` takes a number literal, like {key} = 3.5"),
+                ));
+            }
+        };
+        Ok(Some((
+            if negative { -value } else { value },
+            syn::spanned::Spanned::span(&arg.value),
+        )))
+    }
+
+    pub(crate) fn boolean(&self, key: &str) -> syn::Result<Option<bool>> {
+        let Some(arg) = self.get(key) else {
+            return Ok(None);
+        };
+        match &arg.value {
+            Expr::Lit(ExprLit {
+                lit: Lit::Bool(b), ..
+            }) => Ok(Some(b.value)),
+            other => Err(syn::Error::new_spanned(
+                other,
+                format!("`{key}` takes true or false"),
+            )),
+        }
+    }
+
+    pub(crate) fn path(&self, key: &str) -> syn::Result<Option<syn::Path>> {
+        let Some(arg) = self.get(key) else {
+            return Ok(None);
+        };
+        match &arg.value {
+            Expr::Path(path) => Ok(Some(path.path.clone())),
+            other => Err(syn::Error::new_spanned(
+                other,
+                format!("`{key}` takes a path, like {key} = ::my_framework::scope"),
+            )),
+        }
+    }
+}
+
+/// A duration literal such as "500ms", "2s" or "1m", as milliseconds.
+pub(crate) fn parse_millis(text: &LitStr) -> syn::Result<u64> {
+    let value = text.value();
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let factor = match unit.trim() {
+        "ms" => 1,
+        "s" => 1000,
+        "m" => 60_000,
+        _ => 0,
+    };
+    match number.parse::<u64>() {
+        Ok(n) if n > 0 && factor > 0 => Ok(n * factor),
+        _ => Err(syn::Error::new(
+            text.span(),
+            format!("{value:?} is not a duration; write e.g. \"500ms\", \"2s\" or \"1m\""),
+        )),
+    }
+}
+
+/// Scope's plugin id rule: `^[A-Za-z0-9]+([-][A-Za-z0-9]+)*$`.
+///
+/// The runtime has the same check; a proc-macro crate cannot depend on the runtime.
+pub(crate) fn is_plugin_id(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .split('-')
+            .all(|g| !g.is_empty() && g.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+/// The runtime's key rule (letters, digits, `_ - .`, no `___`), checked at compile time.
+pub(crate) fn is_key(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        && !id.contains("___")
+}

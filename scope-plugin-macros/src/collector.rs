@@ -1,0 +1,479 @@
+//! `#[scope_metric]` and `#[scope_metadata]`: register a function as a collector.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{FnArg, ItemFn, LitStr, Type};
+
+use crate::args::{Args, is_key, parse_millis};
+
+/// Which attribute.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum AttrKind {
+    Metric,
+    Metadata,
+}
+
+impl AttrKind {
+    fn name(self) -> &'static str {
+        match self {
+            AttrKind::Metric => "scope_metric",
+            AttrKind::Metadata => "scope_metadata",
+        }
+    }
+
+    fn valid_keys(self) -> &'static [&'static str] {
+        match self {
+            AttrKind::Metric => &[
+                "topology",
+                "id",
+                "label",
+                "format",
+                "min",
+                "max",
+                "priority",
+                "interval",
+                "timeout",
+                "default",
+                "namespaced",
+                "crate",
+            ],
+            AttrKind::Metadata => &[
+                "topology",
+                "id",
+                "label",
+                "data_type",
+                "priority",
+                "interval",
+                "timeout",
+                "default",
+                "namespaced",
+                "crate",
+            ],
+        }
+    }
+}
+
+/// The topologies, as `topology = "..."` names and the runtime's variants.
+const TOPOLOGIES: &[(&str, &str)] = &[
+    ("endpoint", "Endpoint"),
+    ("process", "Process"),
+    ("container", "Container"),
+    ("container_image", "ContainerImage"),
+    ("pod", "Pod"),
+    ("service", "Service"),
+    ("deployment", "Deployment"),
+    ("replica_set", "ReplicaSet"),
+    ("daemon_set", "DaemonSet"),
+    ("stateful_set", "StatefulSet"),
+    ("cron_job", "CronJob"),
+    ("job", "Job"),
+    ("namespace", "Namespace"),
+    ("host", "Host"),
+    ("overlay", "Overlay"),
+    ("ecs_task", "EcsTask"),
+    ("ecs_service", "EcsService"),
+    ("swarm_service", "SwarmService"),
+    ("persistent_volume", "PersistentVolume"),
+    ("persistent_volume_claim", "PersistentVolumeClaim"),
+    ("storage_class", "StorageClass"),
+    ("volume_snapshot", "VolumeSnapshot"),
+    ("volume_snapshot_data", "VolumeSnapshotData"),
+];
+
+const FORMATS: &[(&str, &str)] = &[
+    ("number", "Number"),
+    ("integer", "Integer"),
+    ("filesize", "Filesize"),
+    ("percent", "Percent"),
+];
+const DATA_TYPES: &[(&str, &str)] = &[
+    ("text", "Text"),
+    ("number", "Number"),
+    ("ip", "Ip"),
+    ("datetime", "Datetime"),
+    ("duration", "Duration"),
+];
+
+/// A parsed attribute.
+#[derive(Debug)]
+pub(crate) struct CollectorAttr {
+    kind: AttrKind,
+    topology: &'static str,
+    id: LitStr,
+    label: LitStr,
+    /// Format (metric) or data type (metadata) variant name.
+    presentation: &'static str,
+    min: Option<f64>,
+    max: Option<f64>,
+    priority: Option<f64>,
+    interval_ms: Option<u64>,
+    timeout_ms: Option<u64>,
+    enabled_by_default: bool,
+    namespaced: bool,
+    krate: syn::Path,
+}
+
+fn lookup(
+    table: &'static [(&'static str, &'static str)],
+    text: &LitStr,
+    what: &str,
+) -> syn::Result<&'static str> {
+    let value = text.value();
+    table
+        .iter()
+        .find(|(name, _)| *name == value)
+        .map(|(_, variant)| *variant)
+        .ok_or_else(|| {
+            let names: Vec<_> = table
+                .iter()
+                .map(|(name, _)| format!("\"{name}\""))
+                .collect();
+            syn::Error::new(
+                text.span(),
+                format!("unknown {what} {value:?}; use one of: {}", names.join(", ")),
+            )
+        })
+}
+
+impl CollectorAttr {
+    pub(crate) fn parse(kind: AttrKind, tokens: TokenStream) -> syn::Result<Self> {
+        let args = Args::parse(tokens, kind.valid_keys())?;
+        let call_site = Span::call_site();
+        let topology_text = args.required_string("topology", call_site, "host")?;
+        let topology = lookup(TOPOLOGIES, &topology_text, "topology")?;
+        let id = args.required_string("id", call_site, "my_metric")?;
+        if !is_key(&id.value()) {
+            return Err(syn::Error::new(
+                id.span(),
+                format!(
+                    "invalid id {:?}: use ASCII letters, digits, '_', '-' or '.', and no \"___\" (Scope splits table keys on it)",
+                    id.value()
+                ),
+            ));
+        }
+        let label = args.required_string("label", call_site, "My metric")?;
+        if label.value().trim().is_empty() {
+            return Err(syn::Error::new(
+                label.span(),
+                "the label is empty; Scope would show a blank row",
+            ));
+        }
+        let presentation = match kind {
+            AttrKind::Metric => match args.string("format")? {
+                Some(text) => lookup(FORMATS, &text, "format")?,
+                None => "Number",
+            },
+            AttrKind::Metadata => match args.string("data_type")? {
+                Some(text) => lookup(DATA_TYPES, &text, "data_type")?,
+                None => "Text",
+            },
+        };
+        let min = args.number("min")?;
+        let max = args.number("max")?;
+        if let (Some((low, _)), Some((high, span))) = (min, max)
+            && low > high
+        {
+            return Err(syn::Error::new(
+                span,
+                format!("max {high} is below min {low}; swap them"),
+            ));
+        }
+        let interval_ms = args
+            .string("interval")?
+            .map(|text| parse_millis(&text))
+            .transpose()?;
+        let timeout_ms = args
+            .string("timeout")?
+            .map(|text| parse_millis(&text))
+            .transpose()?;
+        let krate = args
+            .path("crate")?
+            .unwrap_or_else(|| syn::parse_quote!(::scope_plugin));
+        Ok(Self {
+            kind,
+            topology,
+            id,
+            label,
+            presentation,
+            min: min.map(|(v, _)| v),
+            max: max.map(|(v, _)| v),
+            priority: args.number("priority")?.map(|(v, _)| v),
+            interval_ms,
+            timeout_ms,
+            enabled_by_default: args.boolean("default")?.unwrap_or(true),
+            namespaced: args.boolean("namespaced")?.unwrap_or(true),
+            krate,
+        })
+    }
+
+    pub(crate) fn expand(&self, function: &ItemFn) -> syn::Result<TokenStream> {
+        let krate = &self.krate;
+        let signature = &function.sig;
+        if let Some(asyncness) = &signature.asyncness {
+            return Err(syn::Error::new(
+                asyncness.span(),
+                "collectors cannot be async: they run on a blocking thread with a timeout; remove `async` and block inside",
+            ));
+        }
+        if !signature.generics.params.is_empty() || signature.generics.where_clause.is_some() {
+            return Err(syn::Error::new(
+                signature.generics.span(),
+                "collectors cannot be generic: the registry needs one concrete function; remove the type parameters",
+            ));
+        }
+        let mut state_type: Option<Type> = None;
+        let mut call_args = Vec::new();
+        for input in &signature.inputs {
+            let FnArg::Typed(typed) = input else {
+                return Err(syn::Error::new(
+                    input.span(),
+                    "collectors are free functions; remove `self`",
+                ));
+            };
+            let Type::Reference(reference) = &*typed.ty else {
+                return Err(syn::Error::new(
+                    typed.ty.span(),
+                    "a collector takes `&mut State` (kept between samples) and/or `&Context`; take this by reference",
+                ));
+            };
+            if reference.mutability.is_some() {
+                if state_type.is_some() {
+                    return Err(syn::Error::new(
+                        typed.ty.span(),
+                        "a collector has at most one `&mut State` parameter",
+                    ));
+                }
+                state_type = Some((*reference.elem).clone());
+                call_args.push(quote!(state));
+            } else {
+                call_args.push(quote!(context));
+            }
+        }
+        let state_type = state_type.unwrap_or_else(|| syn::parse_quote!(()));
+        let name = &signature.ident;
+        let output_kind = match self.kind {
+            AttrKind::Metric => quote!(#krate::__private::MetricKind),
+            AttrKind::Metadata => quote!(#krate::__private::MetadataKind),
+        };
+        let topology = syn::Ident::new(self.topology, Span::call_site());
+        // Spanned on the user's function name, so a return type the runtime cannot use is
+        // reported there.
+        let convert = if self.topology == "Host" {
+            quote_spanned!(name.span()=> #krate::__private::host_output::<#output_kind, _>(#name(#(#call_args),*), context))
+        } else {
+            quote_spanned!(name.span()=> #krate::__private::nodes_output::<#output_kind, _>(
+                #name(#(#call_args),*), context, #krate::__private::Topology::#topology))
+        };
+        let state_new =
+            quote_spanned!(state_type.span()=> #krate::__private::new_state::<#state_type>);
+        let presentation = syn::Ident::new(self.presentation, Span::call_site());
+        let option = |value: Option<f64>| match value {
+            Some(v) => quote!(::core::option::Option::Some(#v)),
+            None => quote!(::core::option::Option::None),
+        };
+        let duration = |value: Option<u64>| match value {
+            Some(ms) => {
+                quote!(::core::option::Option::Some(#krate::__private::Duration::from_millis(#ms)))
+            }
+            None => quote!(::core::option::Option::None),
+        };
+        let kind = match self.kind {
+            AttrKind::Metric => {
+                let (min, max) = (option(self.min), option(self.max));
+                quote!(#krate::__private::Kind::Metric {
+                    format: #krate::__private::MetricFormat::#presentation, min: #min, max: #max,
+                })
+            }
+            AttrKind::Metadata => quote!(#krate::__private::Kind::Metadata {
+                data_type: #krate::__private::DataType::#presentation,
+            }),
+        };
+        let (id, label) = (&self.id, &self.label);
+        let priority = option(self.priority);
+        let (interval, timeout) = (duration(self.interval_ms), duration(self.timeout_ms));
+        let (enabled, namespaced) = (self.enabled_by_default, self.namespaced);
+        let description = first_doc_line(function);
+        Ok(quote! {
+            #function
+
+            const _: () = {
+                fn __scope_plugin_collect(
+                    state: &mut (dyn #krate::__private::Any + ::core::marker::Send),
+                    context: &#krate::__private::Context,
+                ) -> #krate::__private::anyhow::Result<#krate::__private::Collected> {
+                    let state = #krate::__private::state_mut::<#state_type>(state);
+                    let _ = &state;
+                    #convert
+                }
+
+                #krate::__private::inventory::submit! {
+                    #krate::__private::Collector {
+                        topology: #krate::__private::Topology::#topology,
+                        id: #id,
+                        label: #label,
+                        kind: #kind,
+                        priority: #priority,
+                        interval: #interval,
+                        timeout: #timeout,
+                        enabled_by_default: #enabled,
+                        namespaced: #namespaced,
+                        description: #description,
+                        location: #krate::__private::Location {
+                            module_path: ::core::module_path!(),
+                            file: ::core::file!(),
+                            line: ::core::line!(),
+                        },
+                        new_state: #state_new,
+                        collect: __scope_plugin_collect,
+                    }
+                }
+            };
+        })
+    }
+}
+
+fn first_doc_line(function: &ItemFn) -> String {
+    function
+        .attrs
+        .iter()
+        .filter(|attr| attr.path().is_ident("doc"))
+        .find_map(|attr| match &attr.meta {
+            syn::Meta::NameValue(syn::MetaNameValue {
+                value:
+                    syn::Expr::Lit(syn::ExprLit {
+                        lit: syn::Lit::Str(text),
+                        ..
+                    }),
+                ..
+            }) => Some(text.value().trim().to_owned()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+/// The attribute's entry point: on an error, the original item plus `compile_error!`, so
+/// one mistake gives one error and the function stays usable.
+pub(crate) fn attribute(kind: AttrKind, args: TokenStream, item: TokenStream) -> TokenStream {
+    let function: ItemFn = match syn::parse2(item.clone()) {
+        Ok(function) => function,
+        Err(_) => {
+            let error = syn::Error::new(
+                Span::call_site(),
+                format!("#[{}] goes on a function", kind.name()),
+            );
+            let error = error.to_compile_error();
+            return quote!(#item #error);
+        }
+    };
+    match CollectorAttr::parse(kind, args).and_then(|attr| attr.expand(&function)) {
+        Ok(tokens) => tokens,
+        Err(error) => {
+            let error = error.to_compile_error();
+            quote!(#function #error)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expand(kind: AttrKind, args: TokenStream, item: TokenStream) -> String {
+        attribute(kind, args, item).to_string()
+    }
+
+    #[test]
+    fn host_metric_expands_to_a_registration() {
+        let out = expand(
+            AttrKind::Metric,
+            quote!(
+                topology = "host",
+                id = "iowait",
+                label = "IO wait",
+                format = "percent",
+                min = 0.0,
+                max = 100,
+                priority = 3.5
+            ),
+            quote!(
+                /// Share of time in IO wait.
+                fn iowait(state: &mut Cpu, ctx: &Context) -> anyhow::Result<f64> {
+                    todo!()
+                }
+            ),
+        );
+        let expected_collect = quote!(
+            let state = ::scope_plugin::__private::state_mut::<Cpu>(state);
+            let _ = &state;
+            ::scope_plugin::__private::host_output::<::scope_plugin::__private::MetricKind, _>(iowait(state, context), context)
+        )
+        .to_string();
+        assert!(out.contains(&expected_collect), "{out}");
+        for part in [
+            quote!(topology: ::scope_plugin::__private::Topology::Host,).to_string(),
+            quote!(id: "iowait",).to_string(),
+            quote!(format: ::scope_plugin::__private::MetricFormat::Percent,).to_string(),
+            quote!(min: ::core::option::Option::Some(0f64),).to_string(),
+            quote!(max: ::core::option::Option::Some(100f64),).to_string(),
+            quote!(description: "Share of time in IO wait.",).to_string(),
+            quote!(new_state: ::scope_plugin::__private::new_state::<Cpu>,).to_string(),
+        ] {
+            assert!(out.contains(&part), "missing {part} in {out}");
+        }
+    }
+
+    #[test]
+    fn process_metadata_uses_nodes_output_and_custom_crate_path() {
+        let out = expand(
+            AttrKind::Metadata,
+            quote!(
+                topology = "process",
+                id = "cmd",
+                label = "Command",
+                crate = ::my::scope,
+                default = false,
+                interval = "2s"
+            ),
+            quote!(
+                fn cmd(ctx: &Context) -> Vec<(Pid, String)> {
+                    vec![]
+                }
+            ),
+        );
+        assert!(
+            out.contains(&quote!(::my::scope::__private::nodes_output).to_string()),
+            "{out}"
+        );
+        assert!(
+            out.contains(&quote!(::my::scope::__private::Topology::Process).to_string()),
+            "{out}"
+        );
+        assert!(out.contains(&quote!(new_state::<()>).to_string()), "{out}");
+        assert!(
+            out.contains(&quote!(enabled_by_default: false,).to_string()),
+            "{out}"
+        );
+        assert!(
+            out.contains(&quote!(Duration::from_millis(2000u64)).to_string()),
+            "{out}"
+        );
+        assert!(!out.contains("scope_plugin ::"), "{out}");
+    }
+
+    #[test]
+    fn errors_keep_the_item() {
+        let out = expand(
+            AttrKind::Metric,
+            quote!(topology = "hots", id = "x", label = "X"),
+            quote!(
+                fn x() -> f64 {
+                    1.0
+                }
+            ),
+        );
+        assert!(out.contains("fn x"), "{out}");
+        assert!(out.contains("compile_error"), "{out}");
+        assert!(out.contains("unknown topology"), "{out}");
+    }
+}

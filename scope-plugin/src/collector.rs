@@ -1,0 +1,491 @@
+//! The collector registry: what `#[scope_metric]` and `#[scope_metadata]` register.
+//!
+//! Each registration is a const [`Collector`] descriptor holding two fn pointers (make the
+//! state, collect once), never a live instance, because `inventory` needs const values.
+//! Registration order is unspecified, so [`Registry::load`] sorts and checks it.
+
+use std::any::Any;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::ids::{NodeKey, ThisHost, validate_key};
+use crate::report::{DataType, MetricFormat, Topology};
+
+/// A collector's descriptor plus the functions that run it. Built by the attribute
+/// macros; may be written by hand and registered with [`register_collector!`](crate::register_collector).
+#[derive(Debug)]
+pub struct Collector {
+    /// The topology whose nodes get the values.
+    pub topology: Topology,
+    /// The id, unique in the plugin; on the wire `<plugin-id>_<id>` unless `namespaced` is false.
+    pub id: &'static str,
+    /// The row label in Scope's node details panel.
+    pub label: &'static str,
+    /// A metric (a number with a sparkline) or metadata (a text row).
+    pub kind: Kind,
+    /// Sort order of the row (ascending). Scope's own CPU and memory rows use 1 and 2.
+    pub priority: Option<f64>,
+    /// How often to sample; `None` uses the plugin's `--interval`.
+    pub interval: Option<Duration>,
+    /// How long one sample may take before it counts as failed; `None` means the interval.
+    pub timeout: Option<Duration>,
+    /// Runs unless disabled (`--disable`); `false` needs `--enable`.
+    pub enabled_by_default: bool,
+    /// Prefix the wire id with the plugin id, so two plugins cannot collide (rule 30).
+    pub namespaced: bool,
+    /// One line for `--list`: the first line of the function's doc comment.
+    pub description: &'static str,
+    /// Where the collector was written.
+    pub location: Location,
+    /// Makes the per-collector state kept between rounds.
+    pub new_state: fn() -> Box<dyn Any + Send>,
+    /// Takes one sample.
+    pub collect: CollectFn,
+}
+
+/// Takes one sample with the collector's state.
+pub type CollectFn = fn(&mut (dyn Any + Send), &Context) -> anyhow::Result<Collected>;
+
+inventory::collect!(Collector);
+
+/// A metric's or metadata row's presentation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Kind {
+    /// A number, drawn as a sparkline between `min` and `max`.
+    Metric {
+        /// Number, integer, filesize or percent.
+        format: MetricFormat,
+        /// The sparkline's floor; `None` takes `min(0, value)`.
+        min: Option<f64>,
+        /// The sparkline's ceiling; `None` takes the value itself.
+        max: Option<f64>,
+    },
+    /// A text value shown in the info table.
+    Metadata {
+        /// How the value is shown and sorted.
+        data_type: DataType,
+    },
+}
+
+/// Source location of a collector, for messages and `--list`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Location {
+    /// `module_path!()`.
+    pub module_path: &'static str,
+    /// `file!()`.
+    pub file: &'static str,
+    /// `line!()`.
+    pub line: u32,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.file, self.line)
+    }
+}
+
+impl Collector {
+    /// The key on the wire: metric key, `latest` key and template id.
+    pub fn wire_id(&self, plugin_id: &str) -> String {
+        if self.namespaced {
+            format!("{plugin_id}_{}", self.id)
+        } else {
+            self.id.to_owned()
+        }
+    }
+
+    /// "metric" or "metadata".
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind {
+            Kind::Metric { .. } => "metric",
+            Kind::Metadata { .. } => "metadata",
+        }
+    }
+
+    /// The format (metrics) or data type (metadata), as Scope spells it.
+    pub fn format_name(&self) -> &'static str {
+        match self.kind {
+            Kind::Metric {
+                format: MetricFormat::Number,
+                ..
+            } => "number",
+            Kind::Metric { format, .. } => format.as_str(),
+            Kind::Metadata {
+                data_type: DataType::Text,
+            } => "text",
+            Kind::Metadata { data_type } => data_type.as_str(),
+        }
+    }
+}
+
+/// What one collection produced.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Collected {
+    /// Nothing this round (a rate's first sample, a source that is not there).
+    NoSample,
+    /// Values by node id.
+    Values(Vec<(String, Value)>),
+}
+
+/// One node's value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// A metric sample.
+    Number(f64),
+    /// A metadata value.
+    Text(String),
+}
+
+/// What a collector sees besides its own state.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub(crate) host_id: String,
+    pub(crate) plugin_id: String,
+    pub(crate) procfs: PathBuf,
+    pub(crate) since_last_sample: Option<Duration>,
+    pub(crate) options: HashMap<String, String>,
+}
+
+impl Context {
+    /// A context for calling a collector outside the runtime, as tests do.
+    pub fn new(host_id: impl Into<String>, procfs: impl Into<PathBuf>) -> Self {
+        Self {
+            host_id: host_id.into(),
+            plugin_id: String::from("test"),
+            procfs: procfs.into(),
+            since_last_sample: None,
+            options: HashMap::new(),
+        }
+    }
+
+    /// Scope's host id for this host (`SCOPE_HOSTNAME`, else the hostname, or `--host-id`).
+    pub fn host_id(&self) -> &str {
+        &self.host_id
+    }
+
+    /// The plugin id.
+    pub fn plugin_id(&self) -> &str {
+        &self.plugin_id
+    }
+
+    /// The procfs root (`--path.procfs`, default `/proc`).
+    pub fn procfs(&self) -> &Path {
+        &self.procfs
+    }
+
+    /// A path under the procfs root, such as `procfs_path("stat")`.
+    pub fn procfs_path(&self, relative: &str) -> PathBuf {
+        self.procfs.join(relative)
+    }
+
+    /// Time since this collector's previous sample started, `None` on the first one.
+    pub fn since_last_sample(&self) -> Option<Duration> {
+        self.since_last_sample
+    }
+
+    /// A `--set key=value` option given on the command line.
+    pub fn option(&self, key: &str) -> Option<&str> {
+        self.options.get(key).map(String::as_str)
+    }
+
+    /// Sets `since_last_sample` (for tests that drive a collector by hand).
+    pub fn with_since_last_sample(mut self, since: Option<Duration>) -> Self {
+        self.since_last_sample = since;
+        self
+    }
+
+    /// Sets an option (for tests that drive a collector by hand).
+    pub fn with_option(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.options.insert(key.into(), value.into());
+        self
+    }
+}
+
+/// A registry that cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// Two collectors with one id.
+    #[error("two collectors have the id {id:?}: {first} and {second}; rename one")]
+    Duplicate {
+        /// The shared id.
+        id: String,
+        /// One definition.
+        first: Location,
+        /// The other.
+        second: Location,
+    },
+    /// An id, label or range Scope cannot use.
+    #[error("collector {id:?} at {location}: {problem}")]
+    Invalid {
+        /// The collector.
+        id: String,
+        /// Where it is.
+        location: Location,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+/// The plugin's collectors, sorted by (topology, id) and checked.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    collectors: Vec<&'static Collector>,
+}
+
+impl Registry {
+    /// Every collector registered in this binary plus `extra`, sorted and checked.
+    pub fn load(plugin_id: &str, extra: &[&'static Collector]) -> Result<Self, RegistryError> {
+        let registered = inventory::iter::<Collector>.into_iter();
+        Self::from_collectors(plugin_id, registered.chain(extra.iter().copied()).collect())
+    }
+
+    /// The given collectors, sorted and checked.
+    pub fn from_collectors(
+        plugin_id: &str,
+        mut collectors: Vec<&'static Collector>,
+    ) -> Result<Self, RegistryError> {
+        collectors.sort_by_key(|c| (c.topology, c.id, c.location.file, c.location.line));
+        let mut seen: BTreeMap<&str, &Collector> = BTreeMap::new();
+        for collector in &collectors {
+            check_collector(plugin_id, collector)?;
+            if let Some(first) = seen.insert(collector.id, collector) {
+                return Err(RegistryError::Duplicate {
+                    id: collector.id.to_owned(),
+                    first: first.location,
+                    second: collector.location,
+                });
+            }
+        }
+        Ok(Self { collectors })
+    }
+
+    /// The collectors, sorted by (topology, id).
+    pub fn collectors(&self) -> &[&'static Collector] {
+        &self.collectors
+    }
+
+    /// The collector called `id` (its own id or its wire id).
+    pub fn find(&self, id: &str, plugin_id: &str) -> Option<&'static Collector> {
+        self.collectors
+            .iter()
+            .copied()
+            .find(|c| c.id == id || c.wire_id(plugin_id) == id)
+    }
+}
+
+fn check_collector(plugin_id: &str, collector: &Collector) -> Result<(), RegistryError> {
+    let invalid = |problem: String| RegistryError::Invalid {
+        id: collector.id.to_owned(),
+        location: collector.location,
+        problem,
+    };
+    validate_key(&collector.wire_id(plugin_id)).map_err(|e| invalid(e.to_string()))?;
+    if collector.label.is_empty() {
+        return Err(invalid(
+            "the label is empty; Scope would show a blank row".into(),
+        ));
+    }
+    if collector.priority.is_some_and(|p| !p.is_finite()) {
+        return Err(invalid("the priority is not a finite number".into()));
+    }
+    if let Kind::Metric { min, max, .. } = collector.kind {
+        if min.is_some_and(|v| !v.is_finite()) || max.is_some_and(|v| !v.is_finite()) {
+            return Err(invalid("min and max must be finite numbers".into()));
+        }
+        if let (Some(min), Some(max)) = (min, max)
+            && min > max
+        {
+            return Err(invalid(format!("min {min} is above max {max}")));
+        }
+    }
+    if collector.interval.is_some_and(|i| i.is_zero())
+        || collector.timeout.is_some_and(|t| t.is_zero())
+    {
+        return Err(invalid("interval and timeout must be above zero".into()));
+    }
+    Ok(())
+}
+
+/// A number a metric collector may return.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a metric value",
+    label = "a #[scope_metric] function returns a number (f64, f32 or an integer) per node",
+    note = "for text, use #[scope_metadata]"
+)]
+pub trait MetricValue {
+    /// As `f64`.
+    fn into_f64(self) -> f64;
+}
+
+macro_rules! metric_values {
+    ($($ty:ty),*) => {$(
+        impl MetricValue for $ty {
+            #[allow(clippy::cast_precision_loss, clippy::cast_lossless, reason = "a metric is an f64 on the wire")]
+            fn into_f64(self) -> f64 { self as f64 }
+        }
+    )*};
+}
+metric_values!(f64, f32, u8, u16, u32, u64, usize, i8, i16, i32, i64, isize);
+
+/// Text a metadata collector may return.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a metadata value",
+    label = "a #[scope_metadata] function returns text (String or &str) per node",
+    note = "for numbers, use #[scope_metric]"
+)]
+pub trait MetadataValue {
+    /// As a `String`.
+    fn into_text(self) -> String;
+}
+
+impl MetadataValue for String {
+    fn into_text(self) -> String {
+        self
+    }
+}
+
+impl MetadataValue for &str {
+    fn into_text(self) -> String {
+        self.to_owned()
+    }
+}
+
+/// Turns a collector's value into [`Value`]; `Kind` is `MetricKind` or `MetadataKind`.
+pub trait IntoValue<Kind> {
+    /// The value.
+    fn into_value(self) -> Value;
+}
+
+/// Marker: the collector is a metric.
+#[derive(Debug)]
+pub enum MetricKind {}
+/// Marker: the collector is a metadata row.
+#[derive(Debug)]
+pub enum MetadataKind {}
+
+impl<T: MetricValue> IntoValue<MetricKind> for T {
+    fn into_value(self) -> Value {
+        Value::Number(self.into_f64())
+    }
+}
+
+impl<T: MetadataValue> IntoValue<MetadataKind> for T {
+    fn into_value(self) -> Value {
+        Value::Text(self.into_text())
+    }
+}
+
+/// What a Host-topology collector may return: a value, `Option` of one (`None`: no sample
+/// this round), or `Result` of either.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be returned by a host collector",
+    label = "return a value, Option<value> or Result<value> for this host's node",
+    note = "per-node topologies return collections such as Vec<(Pid, f64)> instead"
+)]
+pub trait HostOutput<K> {
+    /// The collected values.
+    fn into_collected(self, context: &Context) -> anyhow::Result<Collected>;
+}
+
+// Concrete impls (not a blanket over `IntoValue`) so that `Option` and `Result` below
+// cannot overlap with them.
+macro_rules! host_scalars {
+    ($kind:ty: $($ty:ty),*) => {$(
+        impl HostOutput<$kind> for $ty {
+            fn into_collected(self, context: &Context) -> anyhow::Result<Collected> {
+                let node_id = ThisHost.node_id(context.host_id());
+                Ok(Collected::Values(vec![(node_id, IntoValue::<$kind>::into_value(self))]))
+            }
+        }
+    )*};
+}
+host_scalars!(MetricKind: f64, f32, u8, u16, u32, u64, usize, i8, i16, i32, i64, isize);
+host_scalars!(MetadataKind: String, &str);
+
+impl<K, T: HostOutput<K>> HostOutput<K> for Option<T> {
+    fn into_collected(self, context: &Context) -> anyhow::Result<Collected> {
+        match self {
+            Some(value) => value.into_collected(context),
+            None => Ok(Collected::NoSample),
+        }
+    }
+}
+
+impl<K, T: HostOutput<K>, E: Into<anyhow::Error>> HostOutput<K> for Result<T, E> {
+    fn into_collected(self, context: &Context) -> anyhow::Result<Collected> {
+        self.map_err(Into::into)?.into_collected(context)
+    }
+}
+
+/// What a per-node collector may return: `(key, value)` pairs in a `Vec`, `BTreeMap` or
+/// `HashMap`, `Option` of one, or `Result` of either. Keys are typed ([`Pid`](crate::ids::Pid), ...).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be returned by a per-node collector",
+    label = "return (key, value) pairs such as Vec<(Pid, f64)>, HashMap<Pid, f64>, or an Option/Result of one",
+    note = "host collectors return a single value instead"
+)]
+pub trait NodesOutput<K> {
+    /// The collected values, checked against the collector's topology.
+    fn into_collected(self, context: &Context, topology: Topology) -> anyhow::Result<Collected>;
+}
+
+fn keyed<K, Key: NodeKey, V: IntoValue<K>>(
+    pairs: impl IntoIterator<Item = (Key, V)>,
+    context: &Context,
+    topology: Topology,
+) -> anyhow::Result<Collected> {
+    anyhow::ensure!(
+        Key::TOPOLOGY == topology,
+        "the collector is declared for the {} topology but returns keys of the {} topology",
+        topology.name(),
+        Key::TOPOLOGY.name()
+    );
+    let values = pairs
+        .into_iter()
+        .map(|(key, value)| (key.node_id(context.host_id()), value.into_value()))
+        .collect();
+    Ok(Collected::Values(values))
+}
+
+impl<K, Key: NodeKey, V: IntoValue<K>> NodesOutput<K> for Vec<(Key, V)> {
+    fn into_collected(self, context: &Context, topology: Topology) -> anyhow::Result<Collected> {
+        keyed(self, context, topology)
+    }
+}
+
+impl<K, Key: NodeKey, V: IntoValue<K>> NodesOutput<K> for BTreeMap<Key, V> {
+    fn into_collected(self, context: &Context, topology: Topology) -> anyhow::Result<Collected> {
+        keyed(self, context, topology)
+    }
+}
+
+impl<K, Key: NodeKey, V: IntoValue<K>, S> NodesOutput<K> for HashMap<Key, V, S> {
+    fn into_collected(self, context: &Context, topology: Topology) -> anyhow::Result<Collected> {
+        keyed(self, context, topology)
+    }
+}
+
+impl<K, T: NodesOutput<K>> NodesOutput<K> for Option<T> {
+    fn into_collected(self, context: &Context, topology: Topology) -> anyhow::Result<Collected> {
+        match self {
+            Some(values) => values.into_collected(context, topology),
+            None => Ok(Collected::NoSample),
+        }
+    }
+}
+
+impl<K, T: NodesOutput<K>, E: Into<anyhow::Error>> NodesOutput<K> for Result<T, E> {
+    fn into_collected(self, context: &Context, topology: Topology) -> anyhow::Result<Collected> {
+        self.map_err(Into::into)?.into_collected(context, topology)
+    }
+}
+
+/// Registers a hand-written [`Collector`] (what the attribute macros expand to).
+#[macro_export]
+macro_rules! register_collector {
+    ($collector:expr) => {
+        $crate::__private::inventory::submit! { $collector }
+    };
+}

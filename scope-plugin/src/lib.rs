@@ -1,0 +1,99 @@
+//! # scope-plugin: Weave Scope probe plugins as annotated functions
+//!
+//! A Scope plugin is an HTTP server on a unix socket under `/var/run/scope/plugins` that
+//! answers `GET /report` with a JSON report the probe merges into what the UI shows. This
+//! crate writes that server, the report, the socket handling and the command line; you
+//! write one function per metric.
+//!
+//! ```no_run
+//! use scope_plugin::prelude::*;
+//!
+//! /// Seconds since boot, from /proc/uptime.
+//! #[scope_metric(topology = "host", id = "uptime", label = "Uptime", min = 0.0, priority = 5.0)]
+//! fn uptime(ctx: &Context) -> anyhow::Result<f64> {
+//!     let text = std::fs::read_to_string(ctx.procfs_path("uptime"))?;
+//!     let seconds = text.split_whitespace().next().unwrap_or("0");
+//!     Ok(seconds.parse()?)
+//! }
+//!
+//! scope_plugin::main!(id = "uptime-plugin", label = "Uptime");
+//! ```
+//!
+//! See the README for the attribute keys, the return types collectors may use, and the
+//! command line (`--help`) every plugin gets.
+
+pub mod check;
+pub mod cli;
+pub mod collector;
+pub mod ids;
+mod plugin;
+pub mod report;
+pub mod sampler;
+pub mod server;
+pub mod socket;
+mod timestamp;
+
+pub use collector::{Collected, Collector, Context, Kind, Location, Registry, Value};
+pub use ids::{NodeKey, Pid, ThisHost};
+pub use plugin::{Plugin, list_table};
+pub use timestamp::{Timestamp, TimestampRangeError};
+
+#[doc(inline)]
+pub use scope_plugin_macros::{main, scope_metadata, scope_metric};
+
+/// What a plugin file needs: `use scope_plugin::prelude::*;`.
+pub mod prelude {
+    pub use crate::collector::Context;
+    pub use crate::ids::{
+        ContainerId, ContainerImageId, DaemonSetUid, DeploymentUid, EcsService, EcsTaskArn,
+        Endpoint, NodeKey, Pid, PodUid, ServiceUid, StatefulSetUid, ThisHost,
+    };
+    pub use crate::{scope_metadata, scope_metric};
+}
+
+/// Not public API. Used by generated code.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::collector::{
+        Collected, Collector, Context, HostOutput, Kind, Location, MetadataKind, MetricKind,
+        NodesOutput,
+    };
+    pub use crate::plugin::Plugin;
+    pub use crate::report::{DataType, MetricFormat, Topology};
+    pub use anyhow;
+    pub use inventory;
+    pub use std::any::Any;
+    pub use std::boxed::Box;
+    pub use std::time::Duration;
+
+    /// Makes a collector's state: `S::default()`, boxed.
+    pub fn new_state<S: Default + Send + 'static>() -> Box<dyn Any + Send> {
+        Box::new(S::default())
+    }
+
+    /// The state of type `S` in `state`; the registry pairs each collector with its own
+    /// `new_state::<S>`, so the type always matches.
+    pub fn state_mut<S: 'static>(state: &mut (dyn Any + Send)) -> &mut S {
+        match state.downcast_mut::<S>() {
+            Some(state) => state,
+            None => unreachable!("collector state type mismatch"),
+        }
+    }
+
+    /// Converts a host collector's return value.
+    pub fn host_output<K, T: HostOutput<K>>(
+        output: T,
+        context: &Context,
+    ) -> anyhow::Result<Collected> {
+        output.into_collected(context)
+    }
+
+    /// Converts a per-node collector's return value.
+    pub fn nodes_output<K, T: NodesOutput<K>>(
+        output: T,
+        context: &Context,
+        topology: Topology,
+    ) -> anyhow::Result<Collected> {
+        output.into_collected(context, topology)
+    }
+}

@@ -1,0 +1,480 @@
+//! Background sampling: every collector on its own timer, results merged into a report
+//! snapshot that `/report` serves as is.
+//!
+//! A collector runs on the blocking pool under `catch_unwind` and a timeout, so a panic or
+//! a hang loses only that collector's values; `/report` never waits for a collector.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde::Serialize;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use crate::collector::{Collected, Collector, Context, Kind, Registry, Value};
+use crate::ids::{NodeKey, ThisHost};
+use crate::report::{Finite, Metric, MetricTemplate, PluginSpec, Report, Topology};
+use crate::timestamp::Timestamp;
+
+/// Settings shared by every collector of a plugin.
+#[derive(Debug, Clone)]
+pub struct SamplerConfig {
+    /// The plugin's spec (its id prefixes the wire ids).
+    pub spec: PluginSpec,
+    /// This host's id in Scope.
+    pub host_id: String,
+    /// Default sampling interval.
+    pub interval: Duration,
+    /// The procfs root.
+    pub procfs: PathBuf,
+    /// `--set key=value` options for collectors.
+    pub options: HashMap<String, String>,
+}
+
+/// Counters kept per collector.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CollectorStats {
+    /// The collector's wire id.
+    pub id: String,
+    /// Successful samples.
+    pub successes: u64,
+    /// Failed samples (errors, panics, timeouts).
+    pub failures: u64,
+    /// How long the last finished sample took, in milliseconds.
+    pub last_duration_ms: Option<f64>,
+    /// The current error, if the last sample failed.
+    pub error: Option<String>,
+    /// Whether a sample is running now.
+    pub running: bool,
+}
+
+#[derive(Debug)]
+struct Slot {
+    collector: &'static Collector,
+    wire_id: String,
+    values: Option<(Timestamp, Vec<(String, Value)>)>,
+    stats: CollectorStats,
+}
+
+/// The shared state: one slot per enabled collector, and the serialised snapshot.
+#[derive(Debug)]
+pub struct Sampler {
+    config: SamplerConfig,
+    slots: Mutex<Vec<Slot>>,
+    snapshot: RwLock<Bytes>,
+    changed: Notify,
+}
+
+/// The outcome of one sample.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Values (possibly none this round).
+    Collected(Collected),
+    /// The collector returned an error or panicked.
+    Failed(String),
+    /// The collector did not finish within its timeout.
+    TimedOut(Duration),
+}
+
+impl Sampler {
+    /// A sampler for the enabled `collectors`, with an initial snapshot holding the spec.
+    pub fn new(config: SamplerConfig, collectors: &[&'static Collector]) -> Arc<Self> {
+        let slots = collectors
+            .iter()
+            .map(|&collector| {
+                let wire_id = collector.wire_id(config.spec.id());
+                Slot {
+                    collector,
+                    values: None,
+                    stats: CollectorStats {
+                        id: wire_id.clone(),
+                        ..CollectorStats::default()
+                    },
+                    wire_id,
+                }
+            })
+            .collect();
+        let sampler = Arc::new(Self {
+            config,
+            slots: Mutex::new(slots),
+            snapshot: RwLock::new(Bytes::new()),
+            changed: Notify::new(),
+        });
+        sampler.rebuild();
+        sampler
+    }
+
+    /// The latest serialised report.
+    pub fn snapshot(&self) -> Bytes {
+        self.snapshot
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Per-collector counters.
+    pub fn stats(&self) -> Vec<CollectorStats> {
+        self.lock_slots()
+            .iter()
+            .map(|slot| slot.stats.clone())
+            .collect()
+    }
+
+    fn lock_slots(&self) -> std::sync::MutexGuard<'_, Vec<Slot>> {
+        self.slots.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn context(&self, since_last_sample: Option<Duration>) -> Context {
+        Context {
+            host_id: self.config.host_id.clone(),
+            plugin_id: self.config.spec.id().to_owned(),
+            procfs: self.config.procfs.clone(),
+            since_last_sample,
+            options: self.config.options.clone(),
+        }
+    }
+
+    fn interval_of(&self, collector: &Collector) -> Duration {
+        collector.interval.unwrap_or(self.config.interval)
+    }
+
+    /// Starts one task per collector, and one that rebuilds the snapshot when any reports.
+    pub fn spawn(self: &Arc<Self>) -> Vec<JoinHandle<()>> {
+        let count = self.lock_slots().len();
+        let mut tasks: Vec<_> = (0..count)
+            .map(|index| tokio::spawn(Arc::clone(self).run_collector(index)))
+            .collect();
+        let sampler = Arc::clone(self);
+        tasks.push(tokio::spawn(async move {
+            loop {
+                // Notify keeps one permit, so a burst of finished collectors coalesces
+                // into at most two rebuilds.
+                sampler.changed.notified().await;
+                sampler.rebuild();
+            }
+        }));
+        tasks
+    }
+
+    async fn run_collector(self: Arc<Self>, index: usize) {
+        let collector = self.lock_slots()[index].collector;
+        let mut ticker = tokio::time::interval(self.interval_of(collector));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut runner = Runner::new(collector);
+        loop {
+            ticker.tick().await;
+            self.sample(index, &mut runner).await;
+        }
+    }
+
+    /// Takes one sample of collector `index` and records it; returns the outcome.
+    pub(crate) async fn sample(&self, index: usize, runner: &mut Runner) -> Outcome {
+        self.lock_slots()[index].stats.running = true;
+        let started = Instant::now();
+        let context = self.context(runner.last_start.map(|at| started.duration_since(at)));
+        runner.last_start = Some(started);
+        let timeout = runner
+            .collector
+            .timeout
+            .unwrap_or_else(|| self.interval_of(runner.collector));
+        let outcome = runner.run(context, timeout).await;
+        self.record(index, &outcome, started.elapsed());
+        self.changed.notify_one();
+        outcome
+    }
+
+    fn record(&self, index: usize, outcome: &Outcome, took: Duration) {
+        let now = Timestamp::now();
+        let mut slots = self.lock_slots();
+        let slot = &mut slots[index];
+        let error = match outcome {
+            Outcome::Collected(Collected::NoSample) => {
+                slot.values = None;
+                None
+            }
+            Outcome::Collected(Collected::Values(values)) => {
+                slot.values = Some((now, values.clone()));
+                None
+            }
+            Outcome::Failed(message) => Some(message.clone()),
+            Outcome::TimedOut(limit) => Some(format!(
+                "did not finish within {limit:?}; its values are left out"
+            )),
+        };
+        slot.stats.last_duration_ms = Some(took.as_secs_f64() * 1000.0);
+        slot.stats.running = matches!(outcome, Outcome::TimedOut(_));
+        match error {
+            None => {
+                if let Some(previous) = slot.stats.error.take() {
+                    tracing::info!(collector = %slot.wire_id, %previous, "collector recovered");
+                }
+                slot.stats.successes += 1;
+            }
+            Some(message) => {
+                slot.values = None;
+                slot.stats.failures += 1;
+                // Logged when the error starts or changes, not once a second.
+                if slot.stats.error.as_deref() != Some(message.as_str()) {
+                    tracing::warn!(collector = %slot.wire_id, error = %message, "collector failed");
+                }
+                slot.stats.error = Some(message);
+            }
+        }
+    }
+
+    /// Builds the report from every slot's latest values and swaps it in.
+    fn rebuild(&self) {
+        let report = self.build_report();
+        let body = Bytes::from(report.to_json());
+        *self
+            .snapshot
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = body;
+    }
+
+    /// The report from every slot's latest values.
+    pub fn build_report(&self) -> Report {
+        let mut report = Report::new(self.config.spec.clone());
+        let now = Timestamp::now();
+        let slots = self.lock_slots();
+        for slot in slots.iter() {
+            add_slot(&mut report, slot);
+        }
+        let host_node = ThisHost.node_id(&self.config.host_id);
+        for slot in slots.iter().filter(|slot| slot.stats.error.is_some()) {
+            let key = format!("{}_failing_{}", self.config.spec.id(), slot.collector.id);
+            let message = slot.stats.error.clone().unwrap_or_default();
+            report
+                .node_mut(Topology::Host, &host_node)
+                .set_latest(key.clone(), message, now);
+            if let Ok(mut template) = crate::report::MetadataTemplate::new(
+                key,
+                format!("{} failing", slot.collector.label),
+            ) {
+                // Below 10 so the row is visible without "show more".
+                template.priority = Finite::try_from(9.0).ok();
+                report
+                    .topology_mut(Topology::Host)
+                    .insert_metadata_template(template);
+            }
+        }
+        report
+    }
+}
+
+fn add_slot(report: &mut Report, slot: &Slot) {
+    let Some((date, values)) = &slot.values else {
+        return;
+    };
+    let collector = slot.collector;
+    let topology = collector.topology;
+    let mut any = false;
+    for (node_id, value) in values {
+        match (value, collector.kind) {
+            (Value::Number(number), Kind::Metric { min, max, .. }) => {
+                let number = *number;
+                // Scope draws min..max(max, value); keep every value inside the range.
+                let floor = min.unwrap_or(0.0).min(number);
+                let ceiling = max.unwrap_or(number).max(number);
+                let Ok(mut metric) = Metric::new(floor, ceiling) else {
+                    continue;
+                };
+                if metric.push(*date, number).is_err() {
+                    // A non-finite value: left out, never sent (protocol §3.6).
+                    continue;
+                }
+                report
+                    .node_mut(topology, node_id)
+                    .insert_metric(slot.wire_id.clone(), metric);
+                any = true;
+            }
+            (Value::Text(text), Kind::Metadata { .. }) => {
+                report.node_mut(topology, node_id).set_latest(
+                    slot.wire_id.clone(),
+                    text.clone(),
+                    *date,
+                );
+                any = true;
+            }
+            // The typed outputs make a mismatch impossible for macro-built collectors.
+            _ => {}
+        }
+    }
+    if !any {
+        return;
+    }
+    let priority = collector.priority.and_then(|p| Finite::try_from(p).ok());
+    match collector.kind {
+        Kind::Metric { format, .. } => {
+            if let Ok(mut template) = MetricTemplate::new(slot.wire_id.clone(), collector.label) {
+                template.format = format;
+                template.priority = priority;
+                report
+                    .topology_mut(topology)
+                    .insert_metric_template(template);
+            }
+        }
+        Kind::Metadata { data_type } => {
+            if let Ok(mut template) =
+                crate::report::MetadataTemplate::new(slot.wire_id.clone(), collector.label)
+            {
+                template.data_type = data_type;
+                template.priority = priority;
+                report
+                    .topology_mut(topology)
+                    .insert_metadata_template(template);
+            }
+        }
+    }
+}
+
+/// Runs one collector, keeping its state between samples.
+#[derive(Debug)]
+pub(crate) struct Runner {
+    collector: &'static Collector,
+    state: Option<Box<dyn Any + Send>>,
+    /// A sample that outlived its timeout; the next one waits for it.
+    overdue: Option<JoinHandle<SampleResult>>,
+    last_start: Option<Instant>,
+}
+
+type SampleResult = (
+    Box<dyn Any + Send>,
+    Result<anyhow::Result<Collected>, String>,
+);
+
+impl Runner {
+    pub(crate) fn new(collector: &'static Collector) -> Self {
+        Self {
+            collector,
+            state: None,
+            overdue: None,
+            last_start: None,
+        }
+    }
+
+    async fn run(&mut self, context: Context, timeout: Duration) -> Outcome {
+        if let Some(overdue) = self.overdue.take() {
+            if !overdue.is_finished() {
+                // Still stuck: do not start another copy on the blocking pool.
+                self.overdue = Some(overdue);
+                return Outcome::TimedOut(timeout);
+            }
+            self.state = overdue.await.ok().map(|(state, _)| state);
+        }
+        let collector = self.collector;
+        let mut state = self.state.take().unwrap_or_else(collector.new_state);
+        let mut task = tokio::task::spawn_blocking(move || {
+            let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                (collector.collect)(&mut *state, &context)
+            }))
+            .map_err(|panic| panic_message(&*panic));
+            (state, result)
+        });
+        match tokio::time::timeout(timeout, &mut task).await {
+            Ok(Ok((state, result))) => match result {
+                Ok(Ok(collected)) => {
+                    self.state = Some(state);
+                    Outcome::Collected(collected)
+                }
+                Ok(Err(error)) => {
+                    self.state = Some(state);
+                    Outcome::Failed(format!("{error:#}"))
+                }
+                // The state may be half-updated after a panic: start afresh.
+                Err(panic) => Outcome::Failed(format!("panicked: {panic}")),
+            },
+            Ok(Err(join_error)) => Outcome::Failed(format!("could not run: {join_error}")),
+            Err(_) => {
+                self.overdue = Some(task);
+                Outcome::TimedOut(timeout)
+            }
+        }
+    }
+}
+
+fn panic_message(panic: &(dyn Any + Send)) -> String {
+    if let Some(message) = panic.downcast_ref::<&str>() {
+        (*message).to_owned()
+    } else if let Some(message) = panic.downcast_ref::<String>() {
+        message.clone()
+    } else {
+        String::from("(no message)")
+    }
+}
+
+/// Samples every collector once, and again after one interval for those that had no
+/// sample yet (rates need two); returns the report and the failures.
+pub async fn sample_once(sampler: &Arc<Sampler>) -> Vec<(String, String)> {
+    let count = sampler.lock_slots().len();
+    let mut runners: Vec<Runner> = (0..count)
+        .map(|index| Runner::new(sampler.lock_slots()[index].collector))
+        .collect();
+    let mut pending: Vec<usize> = (0..count).collect();
+    let mut failures = Vec::new();
+    for round in 0..2 {
+        if round == 1 {
+            let wait = pending
+                .iter()
+                .map(|&index| sampler.interval_of(runners[index].collector))
+                .max()
+                .unwrap_or_default();
+            tokio::time::sleep(wait).await;
+        }
+        let mut again = Vec::new();
+        for &index in &pending {
+            match sampler.sample(index, &mut runners[index]).await {
+                Outcome::Collected(Collected::NoSample) => again.push(index),
+                Outcome::Collected(Collected::Values(_)) => {}
+                Outcome::Failed(error) => {
+                    failures.push((runners[index].collector.id.to_owned(), error))
+                }
+                Outcome::TimedOut(limit) => failures.push((
+                    runners[index].collector.id.to_owned(),
+                    format!("did not finish within {limit:?}"),
+                )),
+            }
+        }
+        pending = again;
+        if pending.is_empty() {
+            break;
+        }
+    }
+    sampler.rebuild();
+    failures
+}
+
+impl Registry {
+    /// The collectors that run: enabled by default unless disabled, plus those enabled.
+    pub fn enabled(
+        &self,
+        plugin_id: &str,
+        enable: &[String],
+        disable: &[String],
+    ) -> Result<Vec<&'static Collector>, String> {
+        for id in enable.iter().chain(disable) {
+            if self.find(id, plugin_id).is_none() {
+                let known: Vec<_> = self.collectors().iter().map(|c| c.id).collect();
+                return Err(format!(
+                    "no collector called {id:?}; this plugin has: {}",
+                    known.join(", ")
+                ));
+            }
+        }
+        let named = |list: &[String], c: &Collector| {
+            list.iter()
+                .any(|id| id == c.id || *id == c.wire_id(plugin_id))
+        };
+        Ok(self
+            .collectors()
+            .iter()
+            .copied()
+            .filter(|c| (c.enabled_by_default || named(enable, c)) && !named(disable, c))
+            .collect())
+    }
+}
