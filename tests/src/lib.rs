@@ -1,1 +1,167 @@
+//! Helpers for the workspace tests: start a plugin binary on a temporary plugins root,
+//! wait until it answers, and talk to it like the probe or byte by byte.
 
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// A plugin process that is killed when dropped.
+#[derive(Debug)]
+pub struct RunningPlugin {
+    child: Option<Child>,
+    /// The plugins root (a temporary directory unless given).
+    pub root: PathBuf,
+    /// The socket it serves on.
+    pub socket: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl RunningPlugin {
+    /// Starts `binary` for plugin `id` under a fresh temporary plugins root.
+    pub fn start(binary: &str, id: &str, args: &[&str]) -> Self {
+        let temp = tempfile::tempdir().expect("temporary directory");
+        let root = temp.path().join("plugins");
+        let mut plugin = Self::start_in(binary, id, &root, args);
+        plugin._temp = Some(temp);
+        plugin
+    }
+
+    /// Starts `binary` for plugin `id` under `root`, waiting until `/report` answers.
+    pub fn start_in(binary: &str, id: &str, root: &Path, args: &[&str]) -> Self {
+        let socket = root.join(id).join(format!("{id}.sock"));
+        let child = Command::new(binary)
+            .arg("--plugins-root")
+            .arg(root)
+            .args(["--interval", "200ms", "--host-id", "test-host"])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("plugin binary starts");
+        let mut plugin = Self {
+            child: Some(child),
+            root: root.to_owned(),
+            socket,
+            _temp: None,
+        };
+        plugin.wait_until_serving();
+        plugin
+    }
+
+    fn wait_until_serving(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok((200, _)) =
+                raw_request(&self.socket, "GET /report HTTP/1.1\r\nHost: plugin\r\n\r\n")
+            {
+                return;
+            }
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("plugin exited early with {status}: {}", self.stderr());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("plugin did not serve {} within 20 s", self.socket.display());
+    }
+
+    /// Sends a signal and waits for the process to exit.
+    pub fn signal_and_wait(&mut self, signal: i32) -> ExitStatus {
+        let mut child = self.child.take().expect("still running");
+        let pid = i32::try_from(child.id()).expect("pid fits");
+        // SAFETY: kill(2) with a pid we spawned and still own (not yet reaped).
+        let sent = unsafe { libc::kill(pid, signal) };
+        assert_eq!(sent, 0, "kill failed");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "plugin did not exit within 15 s of signal {signal}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stderr(&mut self) -> String {
+        let mut text = String::new();
+        if let Some(stderr) = self.child.as_mut().and_then(|c| c.stderr.as_mut()) {
+            let _ = stderr.read_to_string(&mut text);
+        }
+        text
+    }
+}
+
+impl Drop for RunningPlugin {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Sends `request` on a new connection and reads one response: (status, body).
+pub fn raw_request(socket: &Path, request: &str) -> std::io::Result<(u16, Vec<u8>)> {
+    let mut stream = UnixStream::connect(socket)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.write_all(request.as_bytes())?;
+    read_response(&mut stream)
+}
+
+/// Reads one `Content-Length`-framed HTTP/1.1 response from `stream`.
+pub fn read_response(stream: &mut impl Read) -> std::io::Result<(u16, Vec<u8>)> {
+    let mut buffer = Vec::new();
+    let mut chunk = [0_u8; 8192];
+    let header_end = loop {
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "closed before headers",
+            ));
+        }
+        buffer.extend_from_slice(&chunk[..n]);
+        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buffer[..header_end]).to_string();
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad status line in {head:?}")))?;
+    let length: usize = head
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())?
+        })
+        .ok_or_else(|| std::io::Error::other(format!("no content-length in {head:?}")))?;
+    let mut body = buffer[header_end..].to_vec();
+    while body.len() < length {
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "closed mid-body",
+            ));
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    Ok((status, body))
+}
+
+/// Parses a report body.
+pub fn json(body: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(body).expect("body is JSON")
+}
