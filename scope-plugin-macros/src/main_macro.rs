@@ -10,7 +10,11 @@ const VALID_KEYS: &[&str] = &["id", "label", "description", "crate"];
 pub(crate) fn main(tokens: TokenStream) -> TokenStream {
     match expand(tokens) {
         Ok(tokens) => tokens,
-        Err(error) => error.to_compile_error(),
+        Err(error) => {
+            // A stub main too, so the one mistake is the only error.
+            let error = error.to_compile_error();
+            quote!(#error fn main() {})
+        }
     }
 }
 

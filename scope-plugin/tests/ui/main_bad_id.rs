@@ -1,0 +1,1 @@
+scope_plugin::main!(id = "my_plugin", label = "My plugin");

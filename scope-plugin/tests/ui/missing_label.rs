@@ -1,0 +1,8 @@
+use scope_plugin::prelude::*;
+
+#[scope_metadata(topology = "host", id = "x")]
+fn x() -> String {
+    String::new()
+}
+
+fn main() {}

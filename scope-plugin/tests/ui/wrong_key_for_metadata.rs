@@ -1,0 +1,8 @@
+use scope_plugin::prelude::*;
+
+#[scope_metadata(topology = "host", id = "x", label = "X", format = "percent")]
+fn x() -> String {
+    String::new()
+}
+
+fn main() {}
