@@ -4,8 +4,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use scope_plugin::Timestamp;
 use scope_plugin::report::{
-    Column, Control, DataType, MetadataFrom, MetadataTemplate, Metric, MetricFormat, MetricTemplate, ModelError,
-    PluginSpec, Report, TableTemplate, Topology,
+    Column, Control, DataType, MetadataFrom, MetadataTemplate, Metric, MetricFormat,
+    MetricTemplate, ModelError, PluginSpec, Report, TableTemplate, Topology,
 };
 
 fn at(secs: u64, nanos: u32) -> Timestamp {
@@ -16,7 +16,9 @@ const T0: u64 = 1_714_564_800; // 2024-05-01T12:00:00Z
 
 #[test]
 fn minimal_report_is_the_canonical_minimal_reporter() {
-    let spec = PluginSpec::new("my-plugin", "My plugin").expect("valid").with_description("Adds X");
+    let spec = PluginSpec::new("my-plugin", "My plugin")
+        .expect("valid")
+        .with_description("Adds X");
     let json = String::from_utf8(Report::new(spec).to_json()).expect("utf8");
     assert_eq!(
         json,
@@ -26,7 +28,10 @@ fn minimal_report_is_the_canonical_minimal_reporter() {
 
 #[test]
 fn every_type_on_the_wire() {
-    let spec = PluginSpec::new("p", "P").expect("valid").with_controller().with_status("ok");
+    let spec = PluginSpec::new("p", "P")
+        .expect("valid")
+        .with_controller()
+        .with_status("ok");
     let mut report = Report::new(spec);
     let host = report.node_mut(Topology::Host, "h;<host>");
     host.set_latest("p_disk", "nvme0n1", at(T0, 0))
@@ -56,13 +61,21 @@ fn every_type_on_the_wire() {
     metadata.from = MetadataFrom::Latest;
     topology.insert_metadata_template(metadata);
     let columns = vec![Column::new("reads", "Reads", DataType::Number).expect("id")];
-    topology.insert_table_template(TableTemplate::multicolumn("p_tbl", "Disks", "p_tbl_", columns).expect("columns"));
-    topology.insert_table_template(TableTemplate::property_list("p_props", "Props", "p_props_").expect("ok").fixed_row("p_disk", "Disk"));
+    topology.insert_table_template(
+        TableTemplate::multicolumn("p_tbl", "Disks", "p_tbl_", columns).expect("columns"),
+    );
+    topology.insert_table_template(
+        TableTemplate::property_list("p_props", "Props", "p_props_")
+            .expect("ok")
+            .fixed_row("p_disk", "Disk"),
+    );
     let mut control = Control::new("p_dump", "Dump stacks", "fa-download").expect("id");
     control.rank = 1;
     control.confirmation = Some("Sure?".into());
     topology.insert_control(control);
-    report.node_mut(Topology::DaemonSet, "u;<daemonset>").set_latest("p_x", "1", at(T0, 123_456_789));
+    report
+        .node_mut(Topology::DaemonSet, "u;<daemonset>")
+        .set_latest("p_x", "1", at(T0, 123_456_789));
     // An empty topology is not sent.
     report.topology_mut(Topology::Pod);
 
@@ -96,9 +109,28 @@ fn all_23_topology_keys_are_spelled_as_scope_reads_them() {
     assert_eq!(
         keys,
         [
-            "Endpoint", "Process", "Container", "ContainerImage", "Pod", "Service", "Deployment", "ReplicaSet",
-            "DaemonSet", "StatefulSet", "CronJob", "Job", "Namespace", "Host", "Overlay", "ECSTask", "ECSService",
-            "SwarmService", "PersistentVolume", "PersistentVolumeClaim", "StorageClass", "VolumeSnapshot",
+            "Endpoint",
+            "Process",
+            "Container",
+            "ContainerImage",
+            "Pod",
+            "Service",
+            "Deployment",
+            "ReplicaSet",
+            "DaemonSet",
+            "StatefulSet",
+            "CronJob",
+            "Job",
+            "Namespace",
+            "Host",
+            "Overlay",
+            "ECSTask",
+            "ECSService",
+            "SwarmService",
+            "PersistentVolume",
+            "PersistentVolumeClaim",
+            "StorageClass",
+            "VolumeSnapshot",
             "VolumeSnapshotData"
         ]
     );
@@ -110,19 +142,49 @@ fn all_23_topology_keys_are_spelled_as_scope_reads_them() {
 #[test]
 fn invalid_values_cannot_be_built() {
     let mut metric = Metric::new(0.0, 1.0).expect("range");
-    assert_eq!(metric.push(at(T0, 0), f64::NAN).err().map(|e| e.to_string()), Some(ModelError::NotFinite(f64::NAN).to_string()));
-    assert!(matches!(metric.push(at(T0, 0), f64::INFINITY), Err(ModelError::NotFinite(_))));
+    assert_eq!(
+        metric
+            .push(at(T0, 0), f64::NAN)
+            .err()
+            .map(|e| e.to_string()),
+        Some(ModelError::NotFinite(f64::NAN).to_string())
+    );
+    assert!(matches!(
+        metric.push(at(T0, 0), f64::INFINITY),
+        Err(ModelError::NotFinite(_))
+    ));
     metric.push(at(T0, 1), 0.5).expect("ok");
-    assert!(matches!(metric.push(at(T0, 1), 0.5), Err(ModelError::SampleOrder { .. })));
-    assert!(matches!(metric.push(at(T0, 0), 0.5), Err(ModelError::SampleOrder { .. })));
-    assert!(matches!(Metric::new(2.0, 1.0), Err(ModelError::MinAboveMax { .. })));
+    assert!(matches!(
+        metric.push(at(T0, 1), 0.5),
+        Err(ModelError::SampleOrder { .. })
+    ));
+    assert!(matches!(
+        metric.push(at(T0, 0), 0.5),
+        Err(ModelError::SampleOrder { .. })
+    ));
+    assert!(matches!(
+        Metric::new(2.0, 1.0),
+        Err(ModelError::MinAboveMax { .. })
+    ));
     assert!(Metric::new(f64::NAN, 1.0).is_err());
-    assert!(matches!(PluginSpec::new("bad_id", "x"), Err(ModelError::Id(_))));
-    assert!(matches!(PluginSpec::new("ok", ""), Err(ModelError::EmptyLabel)));
-    assert!(matches!(TableTemplate::multicolumn("t", "T", "t_", vec![]), Err(ModelError::NoColumns(_))));
+    assert!(matches!(
+        PluginSpec::new("bad_id", "x"),
+        Err(ModelError::Id(_))
+    ));
+    assert!(matches!(
+        PluginSpec::new("ok", ""),
+        Err(ModelError::EmptyLabel)
+    ));
+    assert!(matches!(
+        TableTemplate::multicolumn("t", "T", "t_", vec![]),
+        Err(ModelError::NoColumns(_))
+    ));
     assert!(TableTemplate::property_list("t", "T", "t___").is_err());
     assert!(Control::new("a;b", "x", "fa-x").is_err());
     assert!(MetricTemplate::new("a/b", "x").is_err());
-    assert_eq!(MetricFormat::from_name("percent"), Some(MetricFormat::Percent));
+    assert_eq!(
+        MetricFormat::from_name("percent"),
+        Some(MetricFormat::Percent)
+    );
     assert_eq!(MetricFormat::from_name("percentage"), None);
 }

@@ -1,6 +1,10 @@
 //! Generated code compiles with `std`, `core`, `Result`, `Ok`, `Err`, `Option` and the
 //! crate name shadowed: it names only absolute paths.
-#![allow(dead_code, non_camel_case_types, reason = "the shadowing items exist only to shadow")]
+#![allow(
+    dead_code,
+    non_camel_case_types,
+    reason = "the shadowing items exist only to shadow"
+)]
 
 mod std {}
 mod core {}
@@ -24,8 +28,17 @@ use ::scope_plugin::prelude::*;
 struct Counter(u64);
 
 /// A host metric with state.
-#[scope_metric(topology = "host", id = "hygiene_count", label = "Count", min = 0, max = 1e9)]
-fn hygiene_count(counter: &mut Counter, ctx: &Context) -> ::core::result::Result<f64, ::std::io::Error> {
+#[scope_metric(
+    topology = "host",
+    id = "hygiene_count",
+    label = "Count",
+    min = 0,
+    max = 1e9
+)]
+fn hygiene_count(
+    counter: &mut Counter,
+    ctx: &Context,
+) -> ::core::result::Result<f64, ::std::io::Error> {
     let _ = ctx;
     counter.0 += 1;
     ::core::result::Result::Ok(counter.0 as f64)

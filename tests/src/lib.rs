@@ -165,3 +165,29 @@ pub fn read_response(stream: &mut impl Read) -> std::io::Result<(u16, Vec<u8>)> 
 pub fn json(body: &[u8]) -> serde_json::Value {
     serde_json::from_slice(body).expect("body is JSON")
 }
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_owned()
+}
+
+/// Builds workspace binaries (a no-op when `cargo test --workspace` already did) and
+/// returns the path of `binary`.
+pub fn built_binary(package: &str, binary: &str) -> PathBuf {
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "-p", package])
+        .current_dir(workspace_root())
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "cargo build -p {package} failed");
+    // Test executables live in <target>/<profile>/deps; binaries one level up.
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target profile directory");
+    profile_dir.join(binary)
+}

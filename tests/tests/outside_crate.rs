@@ -1,0 +1,107 @@
+//! A brand-new crate outside the workspace, depending on `scope-plugin` by path, with only
+//! annotated functions and the one-line main, builds and serves a valid report.
+
+use std::process::Command;
+
+use scope_plugin::check::{ProbeClient, judge};
+use scope_plugin_tests::{RunningPlugin, workspace_root};
+
+const MAIN_RS: &str = r#"
+use scope_plugin::prelude::*;
+
+/// Always 7.
+#[scope_metric(topology = "host", id = "seven", label = "Seven", format = "integer", priority = 4.0)]
+fn seven() -> u32 {
+    7
+}
+
+/// Counts its own calls.
+#[scope_metric(topology = "host", id = "calls", label = "Calls", priority = 5.0)]
+fn calls(count: &mut u64) -> f64 {
+    *count += 1;
+    *count as f64
+}
+
+/// This process's name.
+#[scope_metadata(topology = "process", id = "me", label = "Me")]
+fn me() -> Vec<(Pid, String)> {
+    vec![(Pid(std::process::id()), String::from("outside"))]
+}
+
+scope_plugin::main!(id = "outside", label = "Outside", description = "Built outside the workspace");
+"#;
+
+#[test]
+fn a_new_crate_with_only_annotated_functions_is_a_plugin() {
+    let root = workspace_root();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifest = format!(
+        "[package]\nname = \"outside\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[dependencies]\n\
+         scope-plugin = {{ path = {:?} }}\n\n[workspace]\n",
+        root.join("scope-plugin")
+    );
+    std::fs::write(dir.path().join("Cargo.toml"), manifest).expect("manifest");
+    std::fs::create_dir(dir.path().join("src")).expect("src");
+    std::fs::write(dir.path().join("src/main.rs"), MAIN_RS).expect("main.rs");
+    // Same dependency versions as the workspace, so the build needs no registry access.
+    std::fs::copy(root.join("Cargo.lock"), dir.path().join("Cargo.lock")).expect("lockfile");
+    let target = root.join("target/outside-crate");
+    let build = Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "--offline"])
+        .current_dir(dir.path())
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .expect("cargo runs");
+    assert!(
+        build.status.success(),
+        "build failed:\n{}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+    let binary = target.join("debug/outside");
+
+    let list = Command::new(&binary).arg("--list").output().expect("runs");
+    let list = String::from_utf8_lossy(&list.stdout);
+    for id in ["outside_seven", "outside_calls", "outside_me"] {
+        assert!(list.contains(id), "--list shows {id}: {list}");
+    }
+    let once = Command::new(&binary)
+        .args(["--once", "--host-id", "h"])
+        .output()
+        .expect("runs");
+    assert!(once.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&once.stdout).expect("json");
+    assert_eq!(
+        report["Host"]["nodes"]["h;<host>"]["metrics"]["outside_seven"]["samples"][0]["value"],
+        7.0
+    );
+    assert_eq!(
+        report["Host"]["metric_templates"]["outside_seven"]["format"],
+        "integer"
+    );
+
+    let plugin = RunningPlugin::start(binary.to_str().expect("utf8"), "outside", &[]);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let mut client = ProbeClient::new(&plugin.socket);
+        for _ in 0..100 {
+            let poll = client.get_report().await.expect("poll");
+            let verdict = judge(&poll.body, "outside");
+            assert!(verdict.passes() && verdict.status == "ok", "{verdict:#?}");
+            let report: serde_json::Value = serde_json::from_slice(&poll.body).expect("json");
+            // State is kept between samples: the call counter climbs.
+            let calls =
+                report["Host"]["nodes"]["test-host;<host>"]["metrics"]["outside_calls"]["samples"]
+                    [0]["value"]
+                    .as_f64()
+                    .unwrap_or(0.0);
+            if calls >= 2.0 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the stateful collector never reached 2 calls");
+    });
+}
