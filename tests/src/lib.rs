@@ -191,3 +191,90 @@ pub fn built_binary(package: &str, binary: &str) -> PathBuf {
         .expect("target profile directory");
     profile_dir.join(binary)
 }
+
+/// What a canned plugin answers.
+#[derive(Debug, Clone)]
+pub struct Canned {
+    /// Status line after `HTTP/1.1 `, e.g. `200 OK`.
+    pub status: &'static str,
+    /// `/report` body.
+    pub report: Vec<u8>,
+    /// `/control` body.
+    pub control: Vec<u8>,
+    /// Delay before answering.
+    pub delay: Duration,
+}
+
+impl Canned {
+    /// A 200 answer with `report` as the body.
+    pub fn report(report: impl Into<Vec<u8>>) -> Self {
+        Self {
+            status: "200 OK",
+            report: report.into(),
+            control: b"{}".to_vec(),
+            delay: Duration::ZERO,
+        }
+    }
+}
+
+/// Serves `canned` on a new socket at `path` (keep-alive, one thread per connection),
+/// for as long as the test process lives.
+pub fn serve_canned(path: &Path, canned: Canned) {
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    let listener = std::os::unix::net::UnixListener::bind(path).expect("bind canned plugin");
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            let canned = canned.clone();
+            std::thread::spawn(move || serve_connection(stream, &canned));
+        }
+    });
+}
+
+fn serve_connection(mut stream: UnixStream, canned: &Canned) {
+    let mut buffer = Vec::new();
+    let mut chunk = [0_u8; 4096];
+    loop {
+        let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
+            match stream.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+            }
+            continue;
+        };
+        let head = String::from_utf8_lossy(&buffer[..end]).to_string();
+        let length: usize = head
+            .lines()
+            .find_map(|l| {
+                l.split_once(':')
+                    .filter(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+            })
+            .and_then(|(_, v)| v.trim().parse().ok())
+            .unwrap_or(0);
+        while buffer.len() < end + 4 + length {
+            match stream.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+            }
+        }
+        buffer.drain(..end + 4 + length);
+        std::thread::sleep(canned.delay);
+        let body = if head.starts_with("POST /control") {
+            &canned.control
+        } else {
+            &canned.report
+        };
+        let response = format!(
+            "HTTP/1.1 {}\r\nContent-Length: {}\r\n\r\n",
+            canned.status,
+            body.len()
+        );
+        if stream
+            .write_all(response.as_bytes())
+            .and_then(|()| stream.write_all(body))
+            .is_err()
+        {
+            return;
+        }
+    }
+}

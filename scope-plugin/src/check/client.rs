@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use tokio::net::UnixStream;
@@ -71,7 +71,7 @@ impl PollError {
 pub struct ProbeClient {
     path: PathBuf,
     probe_id: String,
-    sender: Option<SendRequest<Empty<Bytes>>>,
+    sender: Option<SendRequest<Full<Bytes>>>,
     connections_opened: u32,
 }
 
@@ -109,8 +109,38 @@ impl ProbeClient {
 
     /// `GET /report` within the probe's limits.
     pub async fn get_report(&mut self) -> Result<Poll, PollError> {
+        let request = hyper::Request::get(format!("/report?{}", self.query()))
+            .header("Host", "plugin")
+            .header("User-Agent", "Go-http-client/1.1")
+            .header("Accept-Encoding", "gzip")
+            .body(Full::new(Bytes::new()));
+        self.exchange(request).await
+    }
+
+    /// `POST /control` with the probe's body (keys sorted, `ControlArgs: null`).
+    pub async fn post_control(&mut self, node_id: &str, control: &str) -> Result<Poll, PollError> {
+        let body = serde_json::json!({
+            "AppID": "scope-plugin-check",
+            "Control": control,
+            "ControlArgs": null,
+            "NodeID": node_id,
+        });
+        let request = hyper::Request::post(format!("/control?{}", self.query()))
+            .header("Host", "plugin")
+            .header("User-Agent", "Go-http-client/1.1")
+            .header("Content-Type", "application/json")
+            .header("Accept-Encoding", "gzip")
+            .body(Full::new(Bytes::from(body.to_string())));
+        self.exchange(request).await
+    }
+
+    async fn exchange(
+        &mut self,
+        request: Result<hyper::Request<Full<Bytes>>, hyper::http::Error>,
+    ) -> Result<Poll, PollError> {
+        let request = request.map_err(|e| PollError::Http(e.to_string()))?;
         let started = Instant::now();
-        match tokio::time::timeout(PLUGIN_TIMEOUT, self.get_report_inner()).await {
+        match tokio::time::timeout(PLUGIN_TIMEOUT, self.exchange_inner(request)).await {
             Ok(Ok((body, reused_connection))) => Ok(Poll {
                 body,
                 elapsed: started.elapsed(),
@@ -127,7 +157,7 @@ impl ProbeClient {
         }
     }
 
-    async fn connect(&mut self) -> Result<SendRequest<Empty<Bytes>>, PollError> {
+    async fn connect(&mut self) -> Result<SendRequest<Full<Bytes>>, PollError> {
         let stream = UnixStream::connect(&self.path)
             .await
             .map_err(|source| PollError::Dial {
@@ -145,7 +175,10 @@ impl ProbeClient {
         Ok(sender)
     }
 
-    async fn get_report_inner(&mut self) -> Result<(Bytes, bool), PollError> {
+    async fn exchange_inner(
+        &mut self,
+        request: hyper::Request<Full<Bytes>>,
+    ) -> Result<(Bytes, bool), PollError> {
         let reusable = match self.sender.take() {
             Some(mut sender) => sender.ready().await.is_ok().then_some(sender),
             None => None,
@@ -155,11 +188,6 @@ impl ProbeClient {
             Some(sender) => sender,
             None => self.connect().await?,
         };
-        let request = hyper::Request::get(format!("/report?{}", self.query()))
-            .header("Host", "plugin")
-            .header("User-Agent", "Go-http-client/1.1")
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| PollError::Http(e.to_string()))?;
         let response = sender
             .send_request(request)
             .await
@@ -173,18 +201,42 @@ impl ProbeClient {
                     .to_owned(),
             ));
         }
+        let gzipped = response
+            .headers()
+            .get(hyper::header::CONTENT_ENCODING)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
+        let too_large = |e: Box<dyn std::error::Error + Send + Sync>| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                PollError::TooLarge
+            } else {
+                PollError::Http(e.to_string())
+            }
+        };
         let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
             .collect()
             .await
-            .map_err(|e| {
-                if e.is::<http_body_util::LengthLimitError>() {
-                    PollError::TooLarge
-                } else {
-                    PollError::Http(e.to_string())
-                }
-            })?
+            .map_err(too_large)?
             .to_bytes();
+        // Go's transport decodes gzip itself; the 50 MiB cap applies to the decoded stream.
+        let body = if gzipped {
+            gunzip_limited(&body)?
+        } else {
+            body
+        };
         self.sender = Some(sender);
         Ok((body, reused))
     }
+}
+
+fn gunzip_limited(compressed: &[u8]) -> Result<Bytes, PollError> {
+    use std::io::Read;
+    let mut decoded = Vec::new();
+    flate2::read::GzDecoder::new(compressed)
+        .take(MAX_RESPONSE_BYTES as u64 + 1)
+        .read_to_end(&mut decoded)
+        .map_err(|e| PollError::Http(format!("gzip: {e}")))?;
+    if decoded.len() > MAX_RESPONSE_BYTES {
+        return Err(PollError::TooLarge);
+    }
+    Ok(Bytes::from(decoded))
 }

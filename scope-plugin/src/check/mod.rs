@@ -1,6 +1,7 @@
 //! `check`: talk to plugins like the Scope probe and judge their reports like it.
 
 mod client;
+mod control;
 mod rules;
 
 use std::path::{Path, PathBuf};
@@ -27,6 +28,11 @@ pub struct CheckArgs {
     /// Polls per plugin (latency figures come from these).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub polls: u32,
+    /// For controller plugins, call this control for real on the first node showing it
+    /// (without it, only a control id that cannot exist is sent, which must be refused
+    /// with a 200 `{"error": ...}`).
+    #[arg(long, value_name = "CONTROL")]
+    pub invoke: Option<String>,
     /// Pause between polls (the probe polls every 1s).
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
     pub poll_interval: Duration,
@@ -116,6 +122,17 @@ pub fn discover(root: &Path) -> std::io::Result<Vec<PathBuf>> {
 
 /// Checks the plugin on `socket` with `polls` polls.
 pub async fn check_socket(socket: &Path, polls: u32, pause: Duration) -> PluginCheck {
+    check_socket_with(socket, polls, pause, None).await
+}
+
+/// Checks the plugin on `socket`; for controller plugins also exercises `/control`,
+/// calling `invoke` for real if given.
+pub async fn check_socket_with(
+    socket: &Path,
+    polls: u32,
+    pause: Duration,
+    invoke: Option<&str>,
+) -> PluginCheck {
     let id = plugin_id_from_path(socket).unwrap_or_default();
     let mut check = PluginCheck {
         socket: socket.to_owned(),
@@ -138,6 +155,7 @@ pub async fn check_socket(socket: &Path, polls: u32, pause: Duration) -> PluginC
     }
     let mut client = ProbeClient::new(socket);
     let mut durations = Vec::new();
+    let mut first_body = None;
     for round in 0..polls {
         if round > 0 {
             tokio::time::sleep(pause).await;
@@ -154,6 +172,7 @@ pub async fn check_socket(socket: &Path, polls: u32, pause: Duration) -> PluginC
                 }
                 let verdict = judge(&poll.body, &id);
                 if round == 0 {
+                    first_body = Some(poll.body.clone());
                     check.status = verdict.status;
                     check.findings.extend(verdict.findings);
                 } else if verdict.status != "ok" && verdict.status != check.status {
@@ -177,6 +196,11 @@ pub async fn check_socket(socket: &Path, polls: u32, pause: Duration) -> PluginC
             }
         }
     }
+    if let Some(body) = first_body
+        && check.status == "ok"
+    {
+        control::check(&mut client, &body, &id, invoke, &mut check.findings).await;
+    }
     check.latency = Latency::from_durations(durations);
     check.connections = client.connections_opened();
     check
@@ -185,7 +209,7 @@ pub async fn check_socket(socket: &Path, polls: u32, pause: Duration) -> PluginC
     check
 }
 
-fn add_once(findings: &mut Vec<Finding>, rule: u8, message: String) {
+pub(crate) fn add_once(findings: &mut Vec<Finding>, rule: u8, message: String) {
     if findings
         .iter()
         .any(|f| f.rule == rule && f.message == message)
@@ -231,8 +255,17 @@ pub fn run(args: &CheckArgs) -> ExitCode {
     let checks: Vec<PluginCheck> = runtime.block_on(async {
         let mut checks = Vec::new();
         for socket in &sockets {
-            checks.push(check_socket(socket, args.polls, args.poll_interval).await);
+            checks.push(
+                check_socket_with(
+                    socket,
+                    args.polls,
+                    args.poll_interval,
+                    args.invoke.as_deref(),
+                )
+                .await,
+            );
         }
+        flag_duplicate_ids(&mut checks);
         checks
     });
     if args.json {
@@ -241,7 +274,7 @@ pub fn run(args: &CheckArgs) -> ExitCode {
             serde_json::to_string_pretty(&checks).unwrap_or_default()
         );
     } else {
-        print!("{}", human_report(&args.path, &checks));
+        print!("{}", human_report(&args.path, &checks, use_colour()));
     }
     if checks.iter().all(PluginCheck::passes) {
         ExitCode::SUCCESS
@@ -250,14 +283,64 @@ pub fn run(args: &CheckArgs) -> ExitCode {
     }
 }
 
-fn human_report(root: &Path, checks: &[PluginCheck]) -> String {
+/// Two sockets giving one id: the probe polls both but keeps one spec (rule 3).
+fn flag_duplicate_ids(checks: &mut [PluginCheck]) {
+    let paths_by_id = |id: &str, checks: &[PluginCheck]| -> Vec<String> {
+        checks
+            .iter()
+            .filter(|c| c.id == id)
+            .map(|c| c.socket.display().to_string())
+            .collect()
+    };
+    let duplicates: Vec<(usize, Vec<String>)> = checks
+        .iter()
+        .enumerate()
+        .map(|(index, check)| (index, paths_by_id(&check.id, checks)))
+        .filter(|(_, paths)| paths.len() > 1)
+        .collect();
+    for (index, paths) in duplicates {
+        checks[index].findings.insert(
+            0,
+            Finding {
+                level: Level::Must,
+                rule: 3,
+                path: checks[index].socket.display().to_string(),
+                message: format!(
+                    "plugin id {:?} is used by {} sockets: {}",
+                    checks[index].id,
+                    paths.len(),
+                    paths.join(", ")
+                ),
+                fix: "give every plugin socket a unique file name".into(),
+            },
+        );
+    }
+}
+
+fn use_colour() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+fn human_report(root: &Path, checks: &[PluginCheck], colour: bool) -> String {
+    let paint = |code: &str, text: &str| {
+        if colour {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    };
     use std::fmt::Write as _;
     let mut out = String::new();
     if checks.is_empty() {
         let _ = writeln!(out, "no plugin sockets under {}", root.display());
     }
     for check in checks {
-        let verdict = if check.passes() { "PASS" } else { "FAIL" };
+        let verdict = if check.passes() {
+            paint("1;32", "PASS")
+        } else {
+            paint("1;31", "FAIL")
+        };
         let _ = writeln!(out, "{verdict} {} ({})", check.id, check.socket.display());
         let _ = writeln!(out, "  probe status: {}", check.status);
         if let Some(latency) = &check.latency {

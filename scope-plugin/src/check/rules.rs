@@ -307,15 +307,14 @@ fn check_topology(
         .and_then(Value::as_object)
         .unwrap_or(&empty);
     let nodes_path = key_path(path, "nodes");
+    let declared = object
+        .get("controls")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
     for (id, node) in nodes {
-        check_node(
-            topology,
-            id,
-            node,
-            &key_path(&nodes_path, id),
-            plugin_id,
-            findings,
-        );
+        let node_path = key_path(&nodes_path, id);
+        check_node(topology, id, node, &node_path, plugin_id, findings);
+        check_active_controls(topology, node, &node_path, declared, findings);
     }
     for (field, kind) in [
         ("metric_templates", "metrics"),
@@ -485,6 +484,76 @@ fn check_node(
         for (key, count) in counters {
             check_integer(count, &key_path(&key_path(path, "counters"), key), findings);
         }
+    }
+}
+
+/// The control ids a node shows: `latestControls` entries not dead, and
+/// `latest.active_controls` (`;`-separated), as Scope's decoder merges them.
+pub(super) fn active_controls(node: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = node
+        .get("latestControls")
+        .and_then(Value::as_object)
+        .map(|controls| {
+            controls
+                .iter()
+                .filter(|(_, entry)| {
+                    entry.pointer("/value/dead").and_then(Value::as_bool) != Some(true)
+                })
+                .map(|(id, _)| id.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    if ids.is_empty()
+        && let Some(list) = node
+            .pointer("/latest/active_controls/value")
+            .and_then(Value::as_str)
+    {
+        ids = list
+            .split(';')
+            .filter(|id| !id.is_empty())
+            .map(str::to_owned)
+            .collect();
+    }
+    ids
+}
+
+fn check_active_controls(
+    topology: Topology,
+    node: &Value,
+    path: &str,
+    declared: &Map<String, Value>,
+    findings: &mut Findings,
+) {
+    let active = active_controls(node);
+    if active.is_empty() {
+        return;
+    }
+    // Scope's own reporters set control_probe_id on host, container, Kubernetes and ECS
+    // nodes; on these topologies only the plugin can.
+    let probe_sets_it = !matches!(
+        topology,
+        Topology::Process | Topology::Endpoint | Topology::Overlay | Topology::ContainerImage
+    );
+    if !probe_sets_it && node.pointer("/latest/control_probe_id").is_none() {
+        findings.add(
+            Level::Must,
+            37,
+            &key_path(path, "latest"),
+            "the node has controls but no latest.control_probe_id, so Scope shows none of them",
+            "set latest.control_probe_id to the probe_id from the /report query string",
+        );
+    }
+    for id in active
+        .iter()
+        .filter(|id| !declared.contains_key(id.as_str()))
+    {
+        findings.add(
+            Level::Should,
+            36,
+            path,
+            format!("active control {id:?} is not declared in the topology's controls"),
+            "declare it under the topology's \"controls\"",
+        );
     }
 }
 
