@@ -126,7 +126,30 @@ pub enum Collected {
     /// Nothing this round (a rate's first sample, a source that is not there).
     NoSample,
     /// Values by node id.
-    Values(Vec<(String, Value)>),
+    Values(Vec<Point>),
+}
+
+/// One value for one node, optionally in a named series of the collector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    /// Scope's node id.
+    pub node_id: String,
+    /// The series, for collectors that report a family of metrics (one per HTTP status
+    /// code, say): sent as `<wire id>_<series>`. `None` for the collector's one metric.
+    pub series: Option<String>,
+    /// The value.
+    pub value: Value,
+}
+
+impl Point {
+    /// A value of the collector's one metric.
+    pub fn new(node_id: impl Into<String>, value: Value) -> Self {
+        Self {
+            node_id: node_id.into(),
+            series: None,
+            value,
+        }
+    }
 }
 
 /// One node's value.
@@ -396,7 +419,7 @@ macro_rules! host_scalars {
         impl HostOutput<$kind> for $ty {
             fn into_collected(self, context: &Context) -> anyhow::Result<Collected> {
                 let node_id = ThisHost.node_id(context.host_id());
-                Ok(Collected::Values(vec![(node_id, IntoValue::<$kind>::into_value(self))]))
+                Ok(Collected::Values(vec![Point::new(node_id, IntoValue::<$kind>::into_value(self))]))
             }
         }
     )*};
@@ -431,37 +454,72 @@ pub trait NodesOutput<K> {
     fn into_collected(self, context: &Context, topology: Topology) -> anyhow::Result<Collected>;
 }
 
-fn keyed<K, Key: NodeKey, V: IntoValue<K>>(
+/// A key of a per-node collector's output: a [`NodeKey`], or `(NodeKey, series)` for a
+/// family of metrics (the series is any `Display`, such as an HTTP status code).
+pub trait SeriesKey {
+    /// The node key type.
+    type Node: NodeKey;
+    /// The node key.
+    fn node(&self) -> &Self::Node;
+    /// The series, if any.
+    fn series(&self) -> Option<String>;
+}
+
+impl<K: NodeKey> SeriesKey for K {
+    type Node = K;
+    fn node(&self) -> &K {
+        self
+    }
+    fn series(&self) -> Option<String> {
+        None
+    }
+}
+
+impl<K: NodeKey, S: fmt::Display> SeriesKey for (K, S) {
+    type Node = K;
+    fn node(&self) -> &K {
+        &self.0
+    }
+    fn series(&self) -> Option<String> {
+        Some(self.1.to_string())
+    }
+}
+
+fn keyed<K, Key: SeriesKey, V: IntoValue<K>>(
     pairs: impl IntoIterator<Item = (Key, V)>,
     context: &Context,
     topology: Topology,
 ) -> anyhow::Result<Collected> {
     anyhow::ensure!(
-        Key::TOPOLOGY == topology,
+        <Key::Node as NodeKey>::TOPOLOGY == topology,
         "the collector is declared for the {} topology but returns keys of the {} topology",
         topology.name(),
-        Key::TOPOLOGY.name()
+        <Key::Node as NodeKey>::TOPOLOGY.name()
     );
     let values = pairs
         .into_iter()
-        .map(|(key, value)| (key.node_id(context.host_id()), value.into_value()))
+        .map(|(key, value)| Point {
+            node_id: key.node().node_id(context.host_id()),
+            series: key.series(),
+            value: value.into_value(),
+        })
         .collect();
     Ok(Collected::Values(values))
 }
 
-impl<K, Key: NodeKey, V: IntoValue<K>> NodesOutput<K> for Vec<(Key, V)> {
+impl<K, Key: SeriesKey, V: IntoValue<K>> NodesOutput<K> for Vec<(Key, V)> {
     fn into_collected(self, context: &Context, topology: Topology) -> anyhow::Result<Collected> {
         keyed(self, context, topology)
     }
 }
 
-impl<K, Key: NodeKey, V: IntoValue<K>> NodesOutput<K> for BTreeMap<Key, V> {
+impl<K, Key: SeriesKey, V: IntoValue<K>> NodesOutput<K> for BTreeMap<Key, V> {
     fn into_collected(self, context: &Context, topology: Topology) -> anyhow::Result<Collected> {
         keyed(self, context, topology)
     }
 }
 
-impl<K, Key: NodeKey, V: IntoValue<K>, S> NodesOutput<K> for HashMap<Key, V, S> {
+impl<K, Key: SeriesKey, V: IntoValue<K>, S> NodesOutput<K> for HashMap<Key, V, S> {
     fn into_collected(self, context: &Context, topology: Topology) -> anyhow::Result<Collected> {
         keyed(self, context, topology)
     }

@@ -33,7 +33,9 @@ pub mod server;
 pub mod socket;
 mod timestamp;
 
-pub use collector::{Collected, Collector, Context, Kind, Location, Registry, Value};
+pub use collector::{
+    Collected, Collector, Context, Kind, Location, Point, Registry, SeriesKey, Value,
+};
 pub use ids::{NodeKey, Pid, ThisHost};
 pub use plugin::{Plugin, list_table};
 pub use timestamp::{Timestamp, TimestampRangeError};

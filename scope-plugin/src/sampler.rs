@@ -16,7 +16,7 @@ use serde::Serialize;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use crate::collector::{Collected, Collector, Context, Kind, Registry, Value};
+use crate::collector::{Collected, Collector, Context, Kind, Point, Registry, Value};
 use crate::ids::{NodeKey, ThisHost};
 use crate::report::{Finite, Metric, MetricTemplate, PluginSpec, Report, Topology};
 use crate::timestamp::Timestamp;
@@ -57,7 +57,7 @@ pub struct CollectorStats {
 struct Slot {
     collector: &'static Collector,
     wire_id: String,
-    values: Option<(Timestamp, Vec<(String, Value)>)>,
+    values: Option<(Timestamp, Vec<Point>)>,
     stats: CollectorStats,
 }
 
@@ -268,14 +268,22 @@ impl Sampler {
 }
 
 fn add_slot(report: &mut Report, slot: &Slot) {
-    let Some((date, values)) = &slot.values else {
+    let Some((date, points)) = &slot.values else {
         return;
     };
     let collector = slot.collector;
     let topology = collector.topology;
-    let mut any = false;
-    for (node_id, value) in values {
-        match (value, collector.kind) {
+    let mut series_seen: Vec<Option<&str>> = Vec::new();
+    for point in points {
+        let key = match &point.series {
+            None => slot.wire_id.clone(),
+            Some(series) => format!("{}_{series}", slot.wire_id),
+        };
+        // A series the key rules refuse (';', '/', "___", ...) cannot be sent safely.
+        if point.series.is_some() && crate::ids::validate_key(&key).is_err() {
+            continue;
+        }
+        match (&point.value, collector.kind) {
             (Value::Number(number), Kind::Metric { min, max, .. }) => {
                 let number = *number;
                 // Scope draws min..max(max, value); keep every value inside the range.
@@ -289,45 +297,63 @@ fn add_slot(report: &mut Report, slot: &Slot) {
                     continue;
                 }
                 report
-                    .node_mut(topology, node_id)
-                    .insert_metric(slot.wire_id.clone(), metric);
-                any = true;
+                    .node_mut(topology, &point.node_id)
+                    .insert_metric(key, metric);
             }
             (Value::Text(text), Kind::Metadata { .. }) => {
-                report.node_mut(topology, node_id).set_latest(
-                    slot.wire_id.clone(),
-                    text.clone(),
-                    *date,
-                );
-                any = true;
+                report
+                    .node_mut(topology, &point.node_id)
+                    .set_latest(key, text.clone(), *date);
             }
             // The typed outputs make a mismatch impossible for macro-built collectors.
-            _ => {}
+            _ => continue,
+        }
+        let series = point.series.as_deref();
+        if !series_seen.contains(&series) {
+            series_seen.push(series);
         }
     }
-    if !any {
-        return;
+    for series in series_seen {
+        add_template(report, slot, series);
     }
-    let priority = collector.priority.and_then(|p| Finite::try_from(p).ok());
+}
+
+/// The template for one series of a collector: `{}` in the label is replaced by the
+/// series, and numeric series (status codes) sort by number after the base priority.
+fn add_template(report: &mut Report, slot: &Slot, series: Option<&str>) {
+    let collector = slot.collector;
+    let (id, label) = match series {
+        None => (slot.wire_id.clone(), collector.label.to_owned()),
+        Some(series) if collector.label.contains("{}") => (
+            format!("{}_{series}", slot.wire_id),
+            collector.label.replace("{}", series),
+        ),
+        Some(series) => (
+            format!("{}_{series}", slot.wire_id),
+            format!("{} {series}", collector.label),
+        ),
+    };
+    let offset = series
+        .and_then(|s| s.parse::<f64>().ok())
+        .map_or(0.0, |n| n / 10_000.0);
+    let priority = collector
+        .priority
+        .map(|p| p + offset)
+        .and_then(|p| Finite::try_from(p).ok());
+    let topology = report.topology_mut(collector.topology);
     match collector.kind {
         Kind::Metric { format, .. } => {
-            if let Ok(mut template) = MetricTemplate::new(slot.wire_id.clone(), collector.label) {
+            if let Ok(mut template) = MetricTemplate::new(id, label) {
                 template.format = format;
                 template.priority = priority;
-                report
-                    .topology_mut(topology)
-                    .insert_metric_template(template);
+                topology.insert_metric_template(template);
             }
         }
         Kind::Metadata { data_type } => {
-            if let Ok(mut template) =
-                crate::report::MetadataTemplate::new(slot.wire_id.clone(), collector.label)
-            {
+            if let Ok(mut template) = crate::report::MetadataTemplate::new(id, label) {
                 template.data_type = data_type;
                 template.priority = priority;
-                report
-                    .topology_mut(topology)
-                    .insert_metadata_template(template);
+                topology.insert_metadata_template(template);
             }
         }
     }

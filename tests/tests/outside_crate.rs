@@ -28,6 +28,13 @@ fn me() -> Vec<(Pid, String)> {
     vec![(Pid(std::process::id()), String::from("outside"))]
 }
 
+/// A family of metrics: one series per status code.
+#[scope_metric(topology = "process", id = "codes", label = "HTTP {} responses/s", priority = 4.0)]
+fn codes() -> Vec<((Pid, u16), f64)> {
+    let me = Pid(std::process::id());
+    vec![((me, 404), 1.0), ((me, 200), 2.5)]
+}
+
 scope_plugin::main!(id = "outside", label = "Outside", description = "Built outside the workspace");
 "#;
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 use scope_plugin::__private::{
     Any, Collected, Collector, Context, Kind, Location, MetricFormat, Topology,
 };
+use scope_plugin::collector::Point;
 use scope_plugin::{NodeKey, Pid, ThisHost, Value, register_collector};
 
 const HERE: Location = Location {
@@ -45,7 +46,7 @@ const fn metric(
 }
 
 fn answer(_: &mut (dyn Any + Send), ctx: &Context) -> anyhow::Result<Collected> {
-    Ok(Collected::Values(vec![(
+    Ok(Collected::Values(vec![Point::new(
         ThisHost.node_id(ctx.host_id()),
         Value::Number(42.0),
     )]))
@@ -54,7 +55,7 @@ fn answer(_: &mut (dyn Any + Send), ctx: &Context) -> anyhow::Result<Collected> 
 fn processes(_: &mut (dyn Any + Send), ctx: &Context) -> anyhow::Result<Collected> {
     let values = [(1, 10.0), (std::process::id(), 20.0)]
         .into_iter()
-        .map(|(pid, v)| (Pid(pid).node_id(ctx.host_id()), Value::Number(v)))
+        .map(|(pid, v)| Point::new(Pid(pid).node_id(ctx.host_id()), Value::Number(v)))
         .collect();
     Ok(Collected::Values(values))
 }
@@ -79,7 +80,7 @@ register_collector!(Collector {
         data_type: scope_plugin::__private::DataType::Text
     },
     ..metric("motto", Topology::Host, |_, ctx| {
-        Ok(Collected::Values(vec![(
+        Ok(Collected::Values(vec![Point::new(
             ThisHost.node_id(ctx.host_id()),
             Value::Text("hello <scope>".into()),
         )]))
