@@ -3,8 +3,9 @@
 #   make test  installs what is missing, then runs every check and test
 SHELL := /bin/bash
 # Debian packages the build and the tests use: curl (runtime test), procps (vmstat,
-# the independent IO-wait measurement), clang (the eBPF collector's build).
-APT_PACKAGES := curl procps clang
+# the independent IO-wait measurement), clang and libbpf-dev (the eBPF collector's
+# build), python3 (the eBPF tests' servers).
+APT_PACKAGES := curl procps clang libbpf-dev python3
 
 .PHONY: setup run test lint
 

@@ -5,15 +5,19 @@
 //! `#[scope_metric]`; nothing here lists them.
 
 mod collectors {
+    mod http;
     mod idle;
     mod io_pressure;
     mod iowait;
     mod steal;
 }
 mod cpu_times;
+mod http_bpf;
+#[cfg(test)]
+mod http_classify;
 
 scope_plugin::main!(
     id = "scope-collectors",
     label = "Collectors",
-    description = "Host IO wait, CPU idle and steal over the last interval, and IO pressure"
+    description = "Host IO wait, CPU idle and steal, IO pressure; HTTP request and response rates per process (eBPF)"
 );

@@ -1,0 +1,128 @@
+//! HTTP requests received and responses sent per second, per process, from eBPF.
+//!
+//! Both metrics read the same in-kernel counters (see bpf/http.bpf.c); each keeps its
+//! previous reading and divides the increase by the real time between readings. The first
+//! sample loads the program (aya parses the kernel BTF), hence the long timeout.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use scope_plugin::prelude::*;
+
+use crate::http_bpf::{ProcessCounts, with_probe};
+
+/// The previous reading of the counters.
+#[derive(Debug, Default)]
+pub(crate) struct Previous {
+    reading: Option<(Instant, HashMap<u32, ProcessCounts>)>,
+}
+
+/// One interval: its length in seconds, and per process the counters at its end and start.
+struct Interval {
+    seconds: f64,
+    processes: Vec<(u32, ProcessCounts, ProcessCounts)>,
+}
+
+/// Responses per second, keyed by process and status code.
+type ResponseRates = Vec<((Pid, u16), f64)>;
+
+fn count_unix(ctx: &Context) -> bool {
+    ctx.option("http.unix")
+        .is_some_and(|v| matches!(v, "1" | "true" | "yes"))
+}
+
+impl Previous {
+    /// Reads the counters; returns the seconds since the previous reading (`None` on the
+    /// first), and each process's counters now and at the previous reading. A process that
+    /// was not there, or whose pid now belongs to a new process, counts from zero.
+    fn advance(&mut self, ctx: &Context) -> anyhow::Result<Option<Interval>> {
+        let now = Instant::now();
+        let current = with_probe(count_unix(ctx), |probe| probe.read())?;
+        let previous = self.reading.replace((now, current.clone()));
+        let Some((then, before)) = previous else {
+            return Ok(None);
+        };
+        let seconds = now.duration_since(then).as_secs_f64();
+        if seconds <= 0.0 {
+            return Ok(None);
+        }
+        let pairs = current
+            .into_iter()
+            .map(|(pid, counts)| {
+                let earlier = before
+                    .get(&pid)
+                    .filter(|earlier| earlier.start_time == counts.start_time)
+                    .cloned()
+                    .unwrap_or_default();
+                (pid, counts, earlier)
+            })
+            .collect();
+        Ok(Some(Interval {
+            seconds,
+            processes: pairs,
+        }))
+    }
+}
+
+/// HTTP requests received per second, from every read/recv on TCP sockets.
+#[scope_metric(
+    topology = "process",
+    id = "http_requests",
+    label = "HTTP requests/s",
+    min = 0.0,
+    priority = 4.0,
+    timeout = "10s"
+)]
+fn http_requests(
+    previous: &mut Previous,
+    ctx: &Context,
+) -> anyhow::Result<Option<Vec<(Pid, f64)>>> {
+    let Some(Interval {
+        seconds,
+        processes: pairs,
+    }) = previous.advance(ctx)?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(
+        pairs
+            .into_iter()
+            .map(|(pid, now, before)| {
+                (
+                    Pid(pid),
+                    now.requests.saturating_sub(before.requests) as f64 / seconds,
+                )
+            })
+            .collect(),
+    ))
+}
+
+/// HTTP responses sent per second, one series per status code.
+#[scope_metric(
+    topology = "process",
+    id = "http_responses",
+    label = "HTTP {} responses/s",
+    min = 0.0,
+    priority = 4.1,
+    timeout = "10s"
+)]
+fn http_responses(previous: &mut Previous, ctx: &Context) -> anyhow::Result<Option<ResponseRates>> {
+    let Some(Interval {
+        seconds,
+        processes: pairs,
+    }) = previous.advance(ctx)?
+    else {
+        return Ok(None);
+    };
+    let mut rates = Vec::new();
+    for (pid, now, before) in pairs {
+        for (code, count) in now.responses {
+            let earlier = before.responses.get(&code).copied().unwrap_or(0);
+            rates.push((
+                (Pid(pid), code),
+                count.saturating_sub(earlier) as f64 / seconds,
+            ));
+        }
+    }
+    Ok(Some(rates))
+}

@@ -1,0 +1,133 @@
+//! Loads the HTTP eBPF program once per process and reads its per-process counters.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, OnceLock, PoisonError};
+
+use anyhow::Context as _;
+use aya::maps::PerCpuHashMap;
+use aya::programs::RawTracePoint;
+
+/// Built by build.rs; empty when clang was not available at build time.
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/http.bpf.o"));
+
+/// Mirrors `struct http_counts` in bpf/http.bpf.c.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+struct RawCounts {
+    start_time: u64,
+    requests: u64,
+    responses: [u64; 16],
+    codes: [u16; 16],
+}
+
+// SAFETY: plain integers with no padding-dependent invariants; any bit pattern is valid.
+unsafe impl aya::Pod for RawCounts {}
+
+/// One process's counters since its entry was created, summed over CPUs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ProcessCounts {
+    /// The process's start time (ns since boot), to tell a reused pid apart.
+    pub(crate) start_time: u64,
+    pub(crate) requests: u64,
+    pub(crate) responses: BTreeMap<u16, u64>,
+}
+
+/// The loaded, attached program.
+pub(crate) struct HttpProbe {
+    ebpf: aya::Ebpf,
+}
+
+impl std::fmt::Debug for HttpProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HttpProbe")
+    }
+}
+
+impl HttpProbe {
+    /// Loads and attaches the program; `count_unix` also counts AF_UNIX stream sockets.
+    pub(crate) fn load(count_unix: bool) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            !OBJECT.is_empty(),
+            "this binary was built without the BPF program (clang or libbpf-dev was missing at build time; run `make run`)"
+        );
+        let mut ebpf = aya::EbpfLoader::new()
+            .override_global("count_unix", &u8::from(count_unix), true)
+            .load(OBJECT)
+            .map_err(|e| {
+                permission_hint(anyhow::Error::new(e).context("cannot load the HTTP BPF program"))
+            })?;
+        for (program, tracepoint) in [
+            ("http_sys_exit", "sys_exit"),
+            ("http_process_exit", "sched_process_exit"),
+        ] {
+            let raw: &mut RawTracePoint = ebpf
+                .program_mut(program)
+                .with_context(|| format!("the BPF object has no program {program}"))?
+                .try_into()?;
+            raw.load().map_err(|e| {
+                permission_hint(anyhow::Error::new(e).context(format!("cannot load {program}")))
+            })?;
+            raw.attach(tracepoint).map_err(|e| {
+                permission_hint(
+                    anyhow::Error::new(e).context(format!("cannot attach to {tracepoint}")),
+                )
+            })?;
+        }
+        Ok(Self { ebpf })
+    }
+
+    /// Every process's counters.
+    pub(crate) fn read(&self) -> anyhow::Result<HashMap<u32, ProcessCounts>> {
+        let map: PerCpuHashMap<_, u32, RawCounts> =
+            PerCpuHashMap::try_from(self.ebpf.map("COUNTS").context("no COUNTS map")?)?;
+        let mut processes = HashMap::new();
+        for entry in map.iter() {
+            // An entry deleted between listing keys and reading it is simply gone.
+            let Ok((tgid, per_cpu)) = entry else { continue };
+            let mut counts = ProcessCounts::default();
+            for cpu in per_cpu.iter() {
+                counts.start_time = counts.start_time.max(cpu.start_time);
+                counts.requests += cpu.requests;
+                for (&code, &count) in cpu.codes.iter().zip(&cpu.responses) {
+                    if code != 0 {
+                        *counts.responses.entry(code).or_default() += count;
+                    }
+                }
+            }
+            processes.insert(tgid, counts);
+        }
+        Ok(processes)
+    }
+}
+
+fn permission_hint(error: anyhow::Error) -> anyhow::Error {
+    let denied = error.chain().any(|cause| {
+        let text = cause.to_string();
+        text.contains("Operation not permitted") || text.contains("Permission denied")
+    });
+    if denied {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let uid = unsafe { libc::geteuid() };
+        error.context(format!(
+            "loading eBPF needs root, or CAP_BPF and CAP_PERFMON (running as uid {uid}); the other collectors keep running"
+        ))
+    } else {
+        error
+    }
+}
+
+/// The process-wide probe, loaded on first use; a load error is kept and returned to
+/// every caller (so it is reported, not retried every second).
+pub(crate) fn with_probe<T>(
+    count_unix: bool,
+    use_probe: impl FnOnce(&HttpProbe) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    static PROBE: OnceLock<Mutex<Result<HttpProbe, String>>> = OnceLock::new();
+    let probe =
+        PROBE.get_or_init(|| Mutex::new(HttpProbe::load(count_unix).map_err(|e| format!("{e:#}"))));
+    let guard = probe.lock().unwrap_or_else(PoisonError::into_inner);
+    match &*guard {
+        Ok(probe) => use_probe(probe),
+        Err(message) => Err(anyhow::anyhow!("{message}")),
+    }
+}

@@ -1,0 +1,257 @@
+//! Tests of the HTTP classifier in bpf/http_scan.h, the very code the BPF program runs,
+//! compiled for the host by build.rs and called through FFI.
+
+use std::os::raw::c_int;
+
+/// Mirrors `struct http_scan`.
+#[repr(C)]
+#[derive(Debug, Default)]
+struct HttpScan {
+    w1: u64,
+    w2: u64,
+    head: u64,
+    msg_off: u32,
+    requests: u32,
+    content_length: u32,
+    skip: u32,
+    in_first_line: u8,
+    method_ok: u8,
+    ncodes: u8,
+    in_content_length: u8,
+    codes: [u16; 8],
+}
+
+unsafe extern "C" {
+    fn scope_http_scan(buf: *const u8, len: u32, dir: c_int, out: *mut HttpScan) -> c_int;
+}
+
+/// The scan bound of the BPF program.
+const SCAN_MAX: usize = 1024;
+
+/// What the classifier finds in one syscall buffer: requests counted when reading,
+/// status codes when writing.
+fn classify(buffer: &[u8], writing: bool) -> (u32, Vec<u16>) {
+    let mut scan = HttpScan::default();
+    let len = u32::try_from(buffer.len()).expect("test buffers are small");
+    // SAFETY: `buffer` is valid for `len` bytes and `scan` is a valid, exclusive out
+    // pointer to a struct with the C layout.
+    unsafe { scope_http_scan(buffer.as_ptr(), len, c_int::from(writing), &mut scan) };
+    (
+        scan.requests,
+        scan.codes[..usize::from(scan.ncodes)].to_vec(),
+    )
+}
+
+fn requests(buffer: &[u8]) -> u32 {
+    classify(buffer, false).0
+}
+
+fn codes(buffer: &[u8]) -> Vec<u16> {
+    classify(buffer, true).1
+}
+
+#[test]
+fn request_lines_of_every_method_and_both_versions() {
+    for method in [
+        "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE",
+    ] {
+        for version in ["HTTP/1.0", "HTTP/1.1"] {
+            let request = format!("{method} /a?b=c {version}\r\nHost: x\r\n\r\n");
+            assert_eq!(requests(request.as_bytes()), 1, "{request:?}");
+        }
+    }
+}
+
+#[test]
+fn things_that_are_not_request_lines() {
+    for text in [
+        "get / HTTP/1.1\r\n\r\n",
+        "FETCH / HTTP/1.1\r\n\r\n",
+        "GET / HTTP/2.0\r\n\r\n",
+        "GET / HTTP/1.1",
+        "GET / HTTP/1.1\n\n",
+        "GET /HTTP/1.1\r\n\r\n",
+        "GETX / HTTP/1.1\r\n\r\n",
+        "HTTP/1.1 200 OK\r\n\r\n",
+        "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+        "short",
+    ] {
+        assert_eq!(requests(text.as_bytes()), 0, "{text:?}");
+    }
+}
+
+#[test]
+fn pipelined_requests_each_count_including_after_bodies() {
+    let five = "GET / HTTP/1.1\r\nHost: x\r\n\r\n".repeat(5);
+    assert_eq!(requests(five.as_bytes()), 5);
+    let with_body = "POST /f HTTP/1.1\r\nContent-Length: 9\r\n\r\nGET / abcGET /b HTTP/1.0\r\n\r\n";
+    // The 9-byte body "GET / abc" is skipped, not mistaken for a request.
+    assert_eq!(requests(with_body.as_bytes()), 2);
+    let case = "PUT /x HTTP/1.1\r\ncontent-LENGTH:  3\r\n\r\nabcDELETE /x HTTP/1.1\r\n\r\n";
+    assert_eq!(
+        requests(case.as_bytes()),
+        2,
+        "header names are case-insensitive"
+    );
+}
+
+#[test]
+fn status_lines_any_code_from_100_to_599() {
+    assert_eq!(
+        codes(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
+        [200]
+    );
+    assert_eq!(codes(b"HTTP/1.0 404 Not Found\r\n\r\n"), [404]);
+    // The official plugin reported 202 as 102 and 503 as 501.
+    assert_eq!(codes(b"HTTP/1.1 202 Accepted\r\n\r\n"), [202]);
+    assert_eq!(codes(b"HTTP/1.1 503 Service Unavailable\r\n\r\n"), [503]);
+    assert_eq!(
+        codes(b"HTTP/1.1 204\r\n\r\n"),
+        [204],
+        "an empty reason phrase"
+    );
+    assert_eq!(codes(b"HTTP/1.1 100 Continue\r\n\r\n"), [100]);
+    assert_eq!(codes(b"HTTP/1.1 599 X\r\n\r\n"), [599]);
+    for text in [
+        "HTTP/1.1 600 X\r\n",
+        "HTTP/1.1 099 X\r\n",
+        "HTTP/2 200 OK\r\n\r\n",
+        "HTTP/1.1 20 OK\r\n\r\n",
+        "HTTP/1.1 2000 OK\r\n",
+    ] {
+        assert_eq!(codes(text.as_bytes()), Vec::<u16>::new(), "{text:?}");
+    }
+}
+
+#[test]
+fn pipelined_responses_with_bodies_each_count() {
+    let one = |code: u16| format!("HTTP/1.1 {code} X\r\nContent-Length: 6\r\n\r\nhello\n");
+    let batch: String = [200, 404, 200, 500].map(one).concat();
+    assert_eq!(codes(batch.as_bytes()), [200, 404, 200, 500]);
+}
+
+#[test]
+fn direction_matters_clients_are_not_servers() {
+    // A client writing a request and reading a response counts nothing.
+    assert_eq!(classify(b"GET / HTTP/1.1\r\n\r\n", true), (0, vec![]));
+    assert_eq!(classify(b"HTTP/1.1 200 OK\r\n\r\n", false), (0, vec![]));
+}
+
+#[test]
+fn bounds_are_as_documented() {
+    // Nothing starting past the scan window is counted.
+    let mut late = "GET / HTTP/1.1\r\nX-Pad: ".to_owned();
+    late.push_str(&"a".repeat(SCAN_MAX));
+    late.push_str("\r\n\r\nGET / HTTP/1.1\r\n\r\n");
+    assert_eq!(requests(late.as_bytes()), 1);
+    // At most 8 status codes per buffer.
+    let many = "HTTP/1.1 200 OK\r\n\r\n".repeat(12);
+    assert_eq!(codes(many.as_bytes()).len(), 8);
+}
+
+/// A small deterministic generator (xorshift), so failures reproduce.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    /// Lower-case letters, `min` to `min + extra - 1` of them.
+    fn token(&mut self, min: u64, extra: u64) -> String {
+        let len = min + self.below(extra);
+        (0..len)
+            .map(|_| char::from(b'a' + self.below(26) as u8))
+            .collect()
+    }
+}
+
+#[test]
+fn generated_pipelines_of_requests_count_exactly() {
+    let methods = [
+        "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    let mut rng = Rng(0x5eed_1234_abcd_ef01);
+    for _ in 0..2000 {
+        let mut buffer = String::new();
+        let mut expected = 0;
+        for _ in 0..1 + rng.below(6) {
+            let method = methods[rng.below(9) as usize];
+            let version = if rng.below(2) == 0 {
+                "HTTP/1.0"
+            } else {
+                "HTTP/1.1"
+            };
+            let path = format!("/{}", rng.token(0, 40));
+            let mut message = format!("{method} {path} {version}\r\n");
+            let line_end = buffer.len() + message.len();
+            for _ in 0..rng.below(4) {
+                message.push_str(&format!("X-{}: {}\r\n", rng.token(1, 8), rng.token(0, 20)));
+            }
+            let body = if rng.below(3) == 0 {
+                rng.token(0, 30)
+            } else {
+                String::new()
+            };
+            if !body.is_empty() || rng.below(2) == 0 {
+                message.push_str(&format!("Content-Length: {}\r\n", body.len()));
+            }
+            message.push_str("\r\n");
+            message.push_str(&body);
+            buffer.push_str(&message);
+            if line_end <= SCAN_MAX {
+                expected += 1;
+            }
+        }
+        assert_eq!(requests(buffer.as_bytes()), expected, "{buffer:?}");
+    }
+}
+
+#[test]
+fn generated_pipelines_of_responses_give_exact_codes() {
+    let mut rng = Rng(0x0dd_ba11_c0ff_ee00);
+    for _ in 0..2000 {
+        let mut buffer = String::new();
+        let mut expected = Vec::new();
+        for _ in 0..1 + rng.below(6) {
+            let code = 100 + rng.below(500) as u16;
+            let version = if rng.below(2) == 0 {
+                "HTTP/1.0"
+            } else {
+                "HTTP/1.1"
+            };
+            let reason = rng.token(0, 12);
+            let line = if reason.is_empty() {
+                format!("{version} {code}\r\n")
+            } else {
+                format!("{version} {code} {reason}\r\n")
+            };
+            let status_end = buffer.len() + 13;
+            let body = rng.token(0, 40);
+            buffer.push_str(&format!(
+                "{line}Content-Length: {}\r\nServer: t\r\n\r\n{body}",
+                body.len()
+            ));
+            if status_end <= SCAN_MAX && expected.len() < 8 {
+                expected.push(code);
+            }
+        }
+        assert_eq!(codes(buffer.as_bytes()), expected, "{buffer:?}");
+    }
+}
+
+#[test]
+fn random_bytes_never_count_much_and_never_crash() {
+    let mut rng = Rng(42);
+    for _ in 0..5000 {
+        let len = rng.below(2048) as usize;
+        let bytes: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+        let (requests, codes) = classify(&bytes, rng.below(2) == 0);
+        assert_eq!((requests, codes.len()), (0, 0), "random bytes are not HTTP");
+    }
+}

@@ -1,0 +1,465 @@
+//! End to end, for real: the eBPF HTTP collector inside the plugin, against real servers,
+//! read back from the plugin's /report. Needs root (or CAP_BPF + CAP_PERFMON); CI runs
+//! as root. Counts are recovered from the reported rates: Σ rate × (time between samples).
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use scope_plugin::check::{ProbeClient, judge, parse_rfc3339_nanos};
+
+const COLLECTORS: &str = env!("CARGO_BIN_EXE_collectors");
+const SERVERS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/http_servers.py");
+
+/// True if this process may load BPF; otherwise says why (and fails under CI, which must
+/// run these tests for real).
+fn bpf_allowed() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    let why = "eBPF tests need root (or CAP_BPF and CAP_PERFMON); not running them as this user";
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{why}, but CI must run them"
+    );
+    println!("SKIPPED: {why}");
+    false
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The collectors plugin with only the HTTP collectors, on a temporary socket.
+struct Plugin {
+    _process: Killed,
+    socket: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Plugin {
+    fn start(extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let socket = dir
+            .path()
+            .join("scope-collectors")
+            .join("scope-collectors.sock");
+        let process = Command::new(COLLECTORS)
+            .arg("--plugins-root")
+            .arg(dir.path())
+            .args([
+                "--interval",
+                "300ms",
+                "--host-id",
+                "h",
+                "--disable",
+                "iowait,idle,steal,io_pressure",
+            ])
+            .args(extra)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("plugin starts");
+        let plugin = Self {
+            _process: Killed(process),
+            socket,
+            _dir: dir,
+        };
+        // Counting starts once the program is attached: wait for both collectors' first
+        // successful sample.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !plugin.http_collectors_ready() {
+            assert!(
+                Instant::now() < deadline,
+                "the HTTP collectors never sampled"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        plugin
+    }
+
+    fn http_collectors_ready(&self) -> bool {
+        let Ok(mut stream) = std::os::unix::net::UnixStream::connect(&self.socket) else {
+            return false;
+        };
+        let _ = stream
+            .write_all(b"GET /collectors HTTP/1.1\r\nHost: plugin\r\nConnection: close\r\n\r\n");
+        let mut response = String::new();
+        let _ = stream.read_to_string(&mut response);
+        let Some((_, body)) = response.split_once("\r\n\r\n") else {
+            return false;
+        };
+        let Ok(stats) = serde_json::from_str::<serde_json::Value>(body) else {
+            return false;
+        };
+        let stats = stats.as_array().cloned().unwrap_or_default();
+        let failing: Vec<_> = stats.iter().filter_map(|s| s["error"].as_str()).collect();
+        assert!(failing.is_empty(), "HTTP collectors failing: {failing:?}");
+        stats.len() == 2 && stats.iter().all(|s| s["successes"].as_u64() >= Some(1))
+    }
+}
+
+/// Samples of one process's series, collected by polling /report like the probe.
+struct Watcher {
+    client: ProbeClient,
+    runtime: tokio::runtime::Runtime,
+    pid: u32,
+    /// series → (date in ns → value)
+    samples: BTreeMap<String, BTreeMap<i128, f64>>,
+}
+
+impl Watcher {
+    fn new(plugin: &Plugin, pid: u32) -> Self {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        Self {
+            client: ProbeClient::new(&plugin.socket),
+            runtime,
+            pid,
+            samples: BTreeMap::new(),
+        }
+    }
+
+    fn poll(&mut self) {
+        let poll = self
+            .runtime
+            .block_on(self.client.get_report())
+            .expect("plugin answers");
+        let verdict = judge(&poll.body, "scope-collectors");
+        assert!(verdict.passes(), "{:#?}", verdict.findings);
+        let report: serde_json::Value = serde_json::from_slice(&poll.body).expect("json");
+        let host_node = &report["Host"]["nodes"]["h;<host>"]["latest"];
+        for key in [
+            "scope-collectors_failing_http_requests",
+            "scope-collectors_failing_http_responses",
+        ] {
+            assert!(
+                host_node[key].is_null(),
+                "collector failing: {}",
+                host_node[key]
+            );
+        }
+        let metrics = &report["Process"]["nodes"][format!("h;{}", self.pid)]["metrics"];
+        for (series, metric) in metrics.as_object().into_iter().flatten() {
+            let sample = &metric["samples"][0];
+            let date = sample["date"]
+                .as_str()
+                .and_then(parse_rfc3339_nanos)
+                .expect("sample date");
+            let value = sample["value"].as_f64().expect("value");
+            assert!(value >= 0.0, "rates are never negative");
+            self.samples
+                .entry(series.clone())
+                .or_default()
+                .insert(date, value);
+        }
+    }
+
+    /// Polls until `series` has `n` samples after `after`.
+    fn wait_for_samples(&mut self, series: &str, after: i128, n: usize) -> i128 {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            self.poll();
+            let later: Vec<i128> = self
+                .samples
+                .get(series)
+                .map(|s| s.range(after + 1..).map(|(d, _)| *d).collect())
+                .unwrap_or_default();
+            if later.len() >= n {
+                return later[n - 1];
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {n} samples of {series} for pid {} (have {:?})",
+                self.pid,
+                self.samples.keys()
+            );
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    }
+
+    /// The last sample date of `series` once it reads zero (a quiet interval).
+    fn quiet(&mut self, series: &str) -> i128 {
+        let mut after = 0;
+        loop {
+            let date = self.wait_for_samples(series, after, 1);
+            if self.samples[series][&date] == 0.0 {
+                return date;
+            }
+            after = date;
+        }
+    }
+
+    /// Σ rate × Δt over the samples after `since`, once two quiet samples show the
+    /// traffic is over: the number of events in that time.
+    fn count_since(&mut self, series: &str, since: i128) -> u64 {
+        let mut after = since;
+        let mut quiet = 0;
+        while quiet < 2 {
+            after = self.wait_for_samples(series, after, 1);
+            quiet = if self.samples[series][&after] == 0.0 {
+                quiet + 1
+            } else {
+                0
+            };
+        }
+        let samples = &self.samples[series];
+        let dates: Vec<i128> = samples.range(since..).map(|(d, _)| *d).collect();
+        let total: f64 = dates
+            .windows(2)
+            .map(|w| samples[&w[1]] * (w[1] - w[0]) as f64 / 1e9)
+            .sum();
+        let rounded = total.round();
+        assert!(
+            (total - rounded).abs() < 0.2,
+            "{series}: {total} is not close to a whole count"
+        );
+        rounded as u64
+    }
+}
+
+fn start_server(mode: &str) -> (Killed, String) {
+    let dir = tempfile::tempdir().expect("tempdir").keep();
+    let ready = dir.join("ready");
+    let child = Command::new("python3")
+        .args([SERVERS, mode])
+        .arg(&ready)
+        .spawn()
+        .expect("python3 runs");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ready.exists() {
+        assert!(Instant::now() < deadline, "{mode} server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (
+        Killed(child),
+        std::fs::read_to_string(&ready).expect("ready file"),
+    )
+}
+
+fn exchange(stream: &mut impl ReadWrite, request: &[u8], responses: usize) {
+    stream.write_all(request).expect("send");
+    let mut seen = Vec::new();
+    let mut buf = [0_u8; 4096];
+    while count(&seen, b"hello\n") < responses {
+        let n = stream.read(&mut buf).expect("read");
+        assert!(n > 0, "server closed early");
+        seen.extend_from_slice(&buf[..n]);
+    }
+}
+
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
+
+fn count(haystack: &[u8], needle: &[u8]) -> usize {
+    haystack
+        .windows(needle.len())
+        .filter(|w| *w == needle)
+        .count()
+}
+
+fn get(path: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").into_bytes()
+}
+
+/// After a warm-up request (so the process has counters), waits for a quiet interval,
+/// runs `traffic`, and returns the counted (requests, 200s, 404s).
+fn measure(plugin: &Plugin, pid: u32, traffic: impl FnOnce()) -> (u64, u64, u64) {
+    let mut watcher = Watcher::new(plugin, pid);
+    let requests = "scope-collectors_http_requests";
+    let ok = "scope-collectors_http_responses_200";
+    let since_requests = watcher.quiet(requests);
+    let since_ok = watcher.quiet(ok);
+    traffic();
+    let requests = watcher.count_since(requests, since_requests);
+    let oks = watcher.count_since(ok, since_ok);
+    let missing = "scope-collectors_http_responses_404";
+    let not_found = if watcher.samples.contains_key(missing) {
+        let since = *watcher.samples[missing].keys().next().expect("sample");
+        // The 404 series starts with the traffic: count from the interval before it.
+        watcher.count_since(missing, since - 1) + first_interval(&watcher, missing)
+    } else {
+        0
+    };
+    (requests, oks, not_found)
+}
+
+/// A series that appears mid-run: its first sample covers the interval before it.
+fn first_interval(watcher: &Watcher, series: &str) -> u64 {
+    let samples = &watcher.samples[series];
+    let (&first_date, &first_rate) = samples.iter().next().expect("sample");
+    // The other series of the same collector share its rounds: take the previous round's date.
+    let previous = watcher
+        .samples
+        .iter()
+        .filter(|(name, _)| {
+            name.starts_with("scope-collectors_http_responses_") && name.as_str() != series
+        })
+        .flat_map(|(_, s)| s.range(..first_date).map(|(d, _)| *d))
+        .max()
+        .expect("an earlier round of the responses collector");
+    (first_rate * (first_date - previous) as f64 / 1e9).round() as u64
+}
+
+#[test]
+fn each_syscall_family_counts_every_request_and_response() {
+    if !bpf_allowed() {
+        return;
+    }
+    let plugin = Plugin::start(&[]);
+    for mode in ["readwrite", "recvsend", "msg", "vec"] {
+        let (server, port) = start_server(mode);
+        let address = format!("[::1]:{port}");
+        let mut stream = TcpStream::connect(&address).expect("connect");
+        let pid = server.0.id();
+        exchange(&mut stream, &get("/"), 1);
+        let (requests, oks, not_found) = measure(&plugin, pid, || {
+            for i in 0..12 {
+                let path = if i % 3 == 0 { "/missing" } else { "/" };
+                exchange(&mut stream, &get(path), 1);
+            }
+            // Five requests pipelined in one write: each is counted, and so is each of
+            // the five responses the server writes back in one write.
+            let pipelined: Vec<u8> = (0..5).flat_map(|_| get("/")).collect();
+            exchange(&mut stream, &pipelined, 5);
+        });
+        assert_eq!(
+            (requests, oks, not_found),
+            (17, 13, 4),
+            "{mode}: (requests, 200s, 404s)"
+        );
+    }
+}
+
+#[test]
+fn python_http_server_http_1_0_over_ipv4() {
+    if !bpf_allowed() {
+        return;
+    }
+    let plugin = Plugin::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("index.html"), "hi").expect("write");
+    let port = free_port();
+    let server = Killed(
+        Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+            ])
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 -m http.server"),
+    );
+    let request = |path: &str| loop {
+        // http.server answers HTTP/1.0 and closes: one connection per request.
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        };
+        stream.write_all(&get(path)).expect("send");
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).expect("read");
+        assert!(
+            response.starts_with(b"HTTP/1.0 "),
+            "{}",
+            String::from_utf8_lossy(&response)
+        );
+        break;
+    };
+    request("/");
+    let (requests, oks, not_found) = measure(&plugin, server.0.id(), || {
+        for i in 0..10 {
+            request(if i % 2 == 0 {
+                "/missing"
+            } else {
+                "/index.html"
+            });
+        }
+    });
+    assert_eq!((requests, oks, not_found), (10, 5, 5));
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+#[test]
+fn files_pipes_udp_and_unix_sockets_count_nothing() {
+    if !bpf_allowed() {
+        return;
+    }
+    let plugin = Plugin::start(&[]);
+    let (noise, _) = start_server("noise");
+    let pid = noise.0.id();
+    let mut watcher = Watcher::new(&plugin, pid);
+    // Several rounds after the noise: the process must never get a series.
+    let deadline = Instant::now() + Duration::from_millis(1500);
+    while Instant::now() < deadline {
+        watcher.poll();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        watcher.samples.is_empty(),
+        "noise counted: {:?}",
+        watcher.samples
+    );
+}
+
+#[test]
+fn unix_sockets_count_only_when_asked() {
+    if !bpf_allowed() {
+        return;
+    }
+    for (flag, expected) in [(None, None), (Some("http.unix=true"), Some((3, 3, 0)))] {
+        let extra: Vec<&str> = flag.map(|f| vec!["--set", f]).unwrap_or_default();
+        let plugin = Plugin::start(&extra);
+        let (server, path) = start_server("unix");
+        let mut stream =
+            std::os::unix::net::UnixStream::connect(Path::new(&path)).expect("connect");
+        let pid = server.0.id();
+        match expected {
+            None => {
+                exchange(&mut stream, &get("/"), 1);
+                let mut watcher = Watcher::new(&plugin, pid);
+                let deadline = Instant::now() + Duration::from_millis(1200);
+                while Instant::now() < deadline {
+                    exchange(&mut stream, &get("/"), 1);
+                    watcher.poll();
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                assert!(
+                    watcher.samples.is_empty(),
+                    "unix socket counted without the flag"
+                );
+            }
+            Some(counts) => {
+                exchange(&mut stream, &get("/"), 1);
+                let measured = measure(&plugin, pid, || {
+                    for _ in 0..3 {
+                        exchange(&mut stream, &get("/"), 1);
+                    }
+                });
+                assert_eq!(measured, counts);
+            }
+        }
+    }
+}

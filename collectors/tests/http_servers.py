@@ -1,0 +1,106 @@
+"""Tiny HTTP servers for the eBPF tests, each using one family of syscalls.
+
+usage: http_servers.py MODE READY_FILE
+MODE: readwrite (read/write), recvsend (recvfrom/sendto), msg (recvmsg/sendmsg),
+      vec (readv/writev), unix (AF_UNIX stream with recv/send), noise (no server: HTTP-looking
+      bytes through a file, a pipe, UDP and a unix socket pair, which must count nothing).
+Writes its port (or socket path) to READY_FILE, then serves until killed. Every request in
+one read is answered (pipelining); /missing answers 404, anything else 200.
+"""
+import os
+import socket
+import sys
+import tempfile
+import time
+
+MODE, READY = sys.argv[1], sys.argv[2]
+REQUEST = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+def responses(data):
+    out = b""
+    for request in data.split(b"\r\n\r\n"):
+        if not request.strip():
+            continue
+        path = request.split(b" ")[1] if b" " in request else b"/"
+        status = b"404 Not Found" if path == b"/missing" else b"200 OK"
+        body = b"hello\n"
+        out += b"HTTP/1.1 " + status + b"\r\nContent-Length: 6\r\n\r\n" + body
+    return out
+
+
+def serve(conn):
+    fd = conn.fileno()
+    while True:
+        if MODE == "readwrite":
+            data = os.read(fd, 65536)
+        elif MODE == "msg":
+            data = conn.recvmsg(65536)[0]
+        elif MODE == "vec":
+            buf = bytearray(65536)
+            data = bytes(buf[: os.readv(fd, [buf])])
+        else:
+            data = conn.recv(65536)
+        if not data:
+            return
+        reply = responses(data)
+        if MODE == "readwrite":
+            os.write(fd, reply)
+        elif MODE == "msg":
+            conn.sendmsg([reply])
+        elif MODE == "vec":
+            head, _, _ = reply.partition(b"\r\n")
+            os.writev(fd, [head + b"\r\n", reply[len(head) + 2 :]])
+        else:
+            conn.sendall(reply)
+
+
+def ready(text):
+    with open(READY + ".tmp", "w") as f:
+        f.write(text)
+    os.rename(READY + ".tmp", READY)
+
+
+def noise():
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "f")
+        r, w = os.pipe()
+        udp_a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        udp_a.bind(("127.0.0.1", 0))
+        udp_b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        unix_a, unix_b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        for _ in range(20):
+            with open(path, "wb") as f:
+                f.write(REQUEST + b"HTTP/1.1 200 OK\r\n\r\n")
+            with open(path, "rb") as f:
+                f.read()
+            os.write(w, REQUEST)
+            os.read(r, 4096)
+            udp_b.sendto(REQUEST, udp_a.getsockname())
+            udp_a.recvfrom(4096)
+            unix_a.send(REQUEST)
+            unix_b.recv(4096)
+            unix_b.send(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+            unix_a.recv(4096)
+        ready("done")
+        time.sleep(3600)
+
+
+if MODE == "noise":
+    noise()
+    sys.exit(0)
+if MODE == "unix":
+    path = READY + ".sock"
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    address = path
+else:
+    srv = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    srv.bind(("::1", 0))
+    address = str(srv.getsockname()[1])
+srv.listen(16)
+ready(address)
+while True:
+    conn, _ = srv.accept()
+    serve(conn)
+    conn.close()
