@@ -463,3 +463,82 @@ fn unix_sockets_count_only_when_asked() {
         }
     }
 }
+
+#[test]
+fn without_permission_it_says_why_once_and_the_rest_keeps_running() {
+    if !bpf_allowed() {
+        return; // the switch to an unprivileged user needs root too
+    }
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    // A copy the unprivileged user can surely execute.
+    let binary = dir.path().join("collectors");
+    std::fs::copy(COLLECTORS, &binary).expect("copy");
+    let socket = dir
+        .path()
+        .join("scope-collectors")
+        .join("scope-collectors.sock");
+    let mut child = Command::new(&binary)
+        .arg("--plugins-root")
+        .arg(dir.path())
+        .args(["--interval", "200ms", "--host-id", "h"])
+        .uid(65534)
+        .gid(65534)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts as nobody");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let report = loop {
+        assert!(
+            Instant::now() < deadline,
+            "no report with both the error rows and IO wait"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        let Ok(poll) = runtime.block_on(ProbeClient::new(&socket).get_report()) else {
+            continue;
+        };
+        let report: serde_json::Value = serde_json::from_slice(&poll.body).expect("json");
+        let host = &report["Host"]["nodes"]["h;<host>"];
+        if host["latest"]["scope-collectors_failing_http_requests"].is_object()
+            && host["metrics"]["scope-collectors_iowait"].is_object()
+        {
+            break report;
+        }
+    };
+    let why = report["Host"]["nodes"]["h;<host>"]["latest"]["scope-collectors_failing_http_requests"]["value"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        why.contains("needs root, or CAP_BPF and CAP_PERFMON"),
+        "{why}"
+    );
+    assert_eq!(
+        report["Host"]["metadata_templates"]["scope-collectors_failing_http_requests"]["label"],
+        "HTTP requests/s failing"
+    );
+    // Several more rounds, then stop: the error was logged once per collector.
+    std::thread::sleep(Duration::from_millis(800));
+    // SAFETY: kill(2) on the child we spawned and have not reaped.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let output = child.wait_with_output().expect("exits");
+    assert!(output.status.success());
+    let log = String::from_utf8_lossy(&output.stderr);
+    for collector in [
+        "scope-collectors_http_requests",
+        "scope-collectors_http_responses",
+    ] {
+        let lines = log
+            .lines()
+            .filter(|l| l.contains("collector failed") && l.contains(&format!("={collector} ")))
+            .count();
+        assert_eq!(lines, 1, "{collector} logged once:\n{log}");
+    }
+    assert!(!socket.exists(), "socket removed on exit");
+}
