@@ -480,7 +480,7 @@ fn without_permission_it_says_why_once_and_the_rest_keeps_running() {
         .path()
         .join("scope-collectors")
         .join("scope-collectors.sock");
-    let mut child = Command::new(&binary)
+    let child = Command::new(&binary)
         .arg("--plugins-root")
         .arg(dir.path())
         .args(["--interval", "200ms", "--host-id", "h"])
