@@ -7,7 +7,7 @@ SHELL := /bin/bash
 # build), python3 (the eBPF tests' servers).
 APT_PACKAGES := curl procps clang libbpf-dev python3
 
-.PHONY: setup run test lint
+.PHONY: setup run test lint bench
 
 setup:
 	@missing=(); for pkg in $(APT_PACKAGES); do dpkg -s "$$pkg" >/dev/null 2>&1 || missing+=("$$pkg"); done; \
@@ -28,3 +28,8 @@ lint: setup
 test: lint
 	cargo test --workspace --all-targets
 	cargo test --workspace --doc
+
+# Benchmarks (BENCHMARKS.md): needs root for the eBPF figures, and wrk and nginx.
+bench: setup
+	@for pkg in wrk nginx-light; do dpkg -s "$$pkg" >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$$pkg" >/dev/null; }; done
+	cargo bench -p scope-plugin-tests

@@ -92,7 +92,8 @@ struct scan_ctx {
 	__u8 *buf;
 };
 
-
+/* One byte per bpf_loop iteration: unrolling several steps per callback multiplies the
+ * verifier's paths past its 1M-instruction limit. */
 static long scan_byte(__u32 index, void *data)
 {
 	struct scan_ctx *ctx = data;
@@ -117,8 +118,10 @@ static __always_inline int scan_span(struct scratch *scratch, const void *ptr, _
 
 static __always_inline int wanted_socket(struct task_struct *task, unsigned long fd)
 {
+	/* No max_fds check: the syscall has just used this fd, so it is inside the table (an fd
+	 * closed meanwhile reads as NULL). */
 	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds))
+	if (!fdt)
 		return 0;
 	struct file **fds = BPF_CORE_READ(fdt, fd);
 	struct file *file = 0;
@@ -170,8 +173,12 @@ int http_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	long ret = (long)ctx->args[1];
 	if (ret < 8)
 		return 0;
-	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
-	long nr = BPF_CORE_READ(regs, orig_ax);
+	/* One copy of the saved registers: every helper call costs tens of nanoseconds, and
+	 * this runs at every syscall exit. */
+	struct syscall_regs regs;
+	if (bpf_probe_read_kernel(&regs, sizeof(regs), (void *)ctx->args[0] + PT_REGS_R10_OFFSET))
+		return 0;
+	long nr = regs.orig_ax;
 	int dir;
 	switch (nr) {
 	case NR_read:
@@ -189,16 +196,11 @@ int http_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	default:
 		return 0;
 	}
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	/* 32-bit tasks use other syscall numbers and registers. */
-	if (BPF_CORE_READ(task, thread_info.status) & TS_COMPAT)
-		return 0;
-
-	unsigned long fd = BPF_CORE_READ(regs, di);
-	unsigned long arg1 = BPF_CORE_READ(regs, si);
-	if (nr == NR_recvfrom && (BPF_CORE_READ(regs, r10) & MSG_PEEK))
+	unsigned long fd = regs.di;
+	unsigned long arg1 = regs.si;
+	if (nr == NR_recvfrom && (regs.r10 & MSG_PEEK))
 		return 0; /* peeked data is read again: count it then */
-	if (nr == NR_recvmsg && (BPF_CORE_READ(regs, dx) & MSG_PEEK))
+	if (nr == NR_recvmsg && (regs.dx & MSG_PEEK))
 		return 0;
 
 	/* Where the bytes are: one buffer, or a vector of them. */
@@ -208,7 +210,7 @@ int http_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	__u64 iovcnt = 0;
 	if (nr == NR_readv || nr == NR_writev) {
 		iov = (struct user_iovec *)arg1;
-		iovcnt = BPF_CORE_READ(regs, dx);
+		iovcnt = regs.dx;
 	} else if (nr == NR_recvmsg || nr == NR_sendmsg) {
 		struct user_msghdr msg;
 		if (bpf_probe_read_user(&msg, sizeof(msg), (const void *)arg1))
@@ -233,6 +235,10 @@ int http_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	for (int i = 0; i < 8; i++)
 		first8 = (first8 << 8) | first[i];
 	if (!http_scan_wanted(first8, dir))
+		return 0;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	/* 32-bit tasks use other syscall numbers and registers: what looked like HTTP was not. */
+	if (BPF_CORE_READ(task, thread_info.status) & TS_COMPAT)
 		return 0;
 	if (!wanted_socket(task, fd))
 		return 0;

@@ -29,15 +29,14 @@ struct bpf_raw_tracepoint_args {
 	__u64 args[0];
 };
 
-#pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
-
-struct pt_regs {
-	unsigned long di;
-	unsigned long si;
-	unsigned long dx;
-	unsigned long r10;
-	unsigned long orig_ax;
+/* x86_64 struct pt_regs from r10 to orig_ax: fixed by the kernel's entry code (the order in
+ * which the syscall entry pushes registers), read in one copy instead of one per field. */
+struct syscall_regs {
+	unsigned long r10, r9, r8, ax, cx, dx, si, di, orig_ax;
 };
+#define PT_REGS_R10_OFFSET (7 * 8)
+
+#pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
 
 typedef struct {
 	int counter;
@@ -61,7 +60,6 @@ struct file {
 };
 
 struct fdtable {
-	unsigned int max_fds;
 	struct file **fd;
 };
 

@@ -21,6 +21,9 @@ use crate::ids::{NodeKey, ThisHost};
 use crate::report::{Finite, Metric, MetricTemplate, PluginSpec, Report, Topology};
 use crate::timestamp::Timestamp;
 
+/// How long a finished collector waits for others before the snapshot is rebuilt.
+const REBUILD_DEBOUNCE: Duration = Duration::from_millis(20);
+
 /// Settings shared by every collector of a plugin.
 #[derive(Debug, Clone)]
 pub struct SamplerConfig {
@@ -152,10 +155,21 @@ impl Sampler {
         let sampler = Arc::clone(self);
         tasks.push(tokio::spawn(async move {
             loop {
-                // Notify keeps one permit, so a burst of finished collectors coalesces
-                // into at most two rebuilds.
                 sampler.changed.notified().await;
-                sampler.rebuild();
+                // Collectors on one interval finish within moments of each other: wait a
+                // little so they share one rebuild (Notify keeps a single permit).
+                tokio::time::sleep(REBUILD_DEBOUNCE).await;
+                // A big report takes tens of milliseconds to build: off the async workers,
+                // so /report never waits behind it.
+                let builder = Arc::clone(&sampler);
+                if tokio::task::spawn_blocking(move || builder.rebuild())
+                    .await
+                    .is_err()
+                {
+                    tracing::error!(
+                        "building the report snapshot panicked; serving the previous one"
+                    );
+                }
             }
         }));
         tasks

@@ -177,18 +177,26 @@ pub fn workspace_root() -> PathBuf {
 /// Builds workspace binaries (a no-op when `cargo test --workspace` already did) and
 /// returns the path of `binary`.
 pub fn built_binary(package: &str, binary: &str) -> PathBuf {
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "-p", package])
-        .current_dir(workspace_root())
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "cargo build -p {package} failed");
-    // Test executables live in <target>/<profile>/deps; binaries one level up.
+    // Test executables live in <target>/<profile>/deps; binaries one level up. Build in
+    // the same profile (benches run in release).
     let exe = std::env::current_exe().expect("test executable path");
     let profile_dir = exe
         .parent()
         .and_then(Path::parent)
-        .expect("target profile directory");
+        .expect("target profile directory")
+        .to_owned();
+    let mut command = Command::new(env!("CARGO"));
+    command
+        .args(["build", "--quiet", "-p", package])
+        .current_dir(workspace_root());
+    if profile_dir
+        .file_name()
+        .is_some_and(|name| name == "release")
+    {
+        command.arg("--release");
+    }
+    let status = command.status().expect("cargo runs");
+    assert!(status.success(), "cargo build -p {package} failed");
     profile_dir.join(binary)
 }
 
