@@ -77,6 +77,28 @@ impl CpuTimes {
         Self::parse(file).with_context(|| format!("cannot parse {}", path.display()))
     }
 
+    /// Reads `<procfs>/stat`, or reuses a reading of the same file taken moments ago.
+    ///
+    /// The kernel builds /proc/stat on every read, counting every interrupt: it is the
+    /// plugin's most expensive read, and the IO wait, idle and steal collectors all want
+    /// it at the same tick. One reading serves the three.
+    pub(crate) fn read_shared(procfs: &Path) -> anyhow::Result<Self> {
+        use std::sync::{Mutex, PoisonError};
+        use std::time::{Duration, Instant};
+        const FRESH: Duration = Duration::from_millis(100);
+        static LAST: Mutex<Option<(Instant, std::path::PathBuf, CpuTimes)>> = Mutex::new(None);
+        let mut last = LAST.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((at, path, times)) = &*last
+            && at.elapsed() < FRESH
+            && path == procfs
+        {
+            return Ok(times.clone());
+        }
+        let times = Self::read(procfs)?;
+        *last = Some((Instant::now(), procfs.to_owned(), times.clone()));
+        Ok(times)
+    }
+
     /// Parses `/proc/stat` text. Uses the per-CPU lines; the aggregate `cpu` line only if
     /// there are none.
     pub(crate) fn parse(reader: impl Read) -> anyhow::Result<Self> {
@@ -157,7 +179,7 @@ impl CpuDelta {
     /// Reads `/proc/stat` and returns the shares since the previous call (`None` on the
     /// first call, or if no time passed).
     pub(crate) fn advance(&mut self, procfs: &Path) -> anyhow::Result<Option<Shares>> {
-        let now = CpuTimes::read(procfs)?;
+        let now = CpuTimes::read_shared(procfs)?;
         let shares = self
             .previous
             .as_ref()

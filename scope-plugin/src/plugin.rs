@@ -115,8 +115,10 @@ impl Plugin {
             procfs: cli.procfs.clone(),
             options: cli.options.iter().cloned().collect::<HashMap<_, _>>(),
         };
+        // One async worker: requests are tiny and few, and every extra worker adds wake-ups
+        // while idle. Collectors and rebuilds run on the blocking pool.
         let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+            .worker_threads(1)
             .enable_all()
             .build()
             .map_err(|e| Failure {

@@ -149,8 +149,9 @@ impl Sampler {
     /// Starts one task per collector, and one that rebuilds the snapshot when any reports.
     pub fn spawn(self: &Arc<Self>) -> Vec<JoinHandle<()>> {
         let count = self.lock_slots().len();
+        let start = tokio::time::Instant::now();
         let mut tasks: Vec<_> = (0..count)
-            .map(|index| tokio::spawn(Arc::clone(self).run_collector(index)))
+            .map(|index| tokio::spawn(Arc::clone(self).run_collector(index, start)))
             .collect();
         let sampler = Arc::clone(self);
         tasks.push(tokio::spawn(async move {
@@ -162,9 +163,12 @@ impl Sampler {
                 // A big report takes tens of milliseconds to build: off the async workers,
                 // so /report never waits behind it.
                 let builder = Arc::clone(&sampler);
-                if tokio::task::spawn_blocking(move || builder.rebuild())
-                    .await
-                    .is_err()
+                if tokio::task::spawn_blocking(move || {
+                    run_in_background();
+                    builder.rebuild();
+                })
+                .await
+                .is_err()
                 {
                     tracing::error!(
                         "building the report snapshot panicked; serving the previous one"
@@ -175,9 +179,11 @@ impl Sampler {
         tasks
     }
 
-    async fn run_collector(self: Arc<Self>, index: usize) {
+    async fn run_collector(self: Arc<Self>, index: usize, start: tokio::time::Instant) {
         let collector = self.lock_slots()[index].collector;
-        let mut ticker = tokio::time::interval(self.interval_of(collector));
+        // Every collector's timer starts at the same instant, so collectors on one interval
+        // wake the process once per tick, not once each.
+        let mut ticker = tokio::time::interval_at(start, self.interval_of(collector));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut runner = Runner::new(collector);
         loop {
@@ -196,13 +202,15 @@ impl Sampler {
             .collector
             .timeout
             .unwrap_or_else(|| self.interval_of(runner.collector));
-        let outcome = runner.run(context, timeout).await;
-        self.record(index, &outcome, started.elapsed());
+        let mut outcome = runner.run(context, timeout).await;
+        self.record(index, &mut outcome, started.elapsed());
         self.changed.notify_one();
         outcome
     }
 
-    fn record(&self, index: usize, outcome: &Outcome, took: Duration) {
+    /// Stores the outcome's values in the slot (moving them out: a big collector returns
+    /// tens of thousands of points) and updates the counters.
+    fn record(&self, index: usize, outcome: &mut Outcome, took: Duration) {
         let now = Timestamp::now();
         let mut slots = self.lock_slots();
         let slot = &mut slots[index];
@@ -212,7 +220,7 @@ impl Sampler {
                 None
             }
             Outcome::Collected(Collected::Values(values)) => {
-                slot.values = Some((now, values.clone()));
+                slot.values = Some((now, std::mem::take(values)));
                 None
             }
             Outcome::Failed(message) => Some(message.clone()),
@@ -410,6 +418,7 @@ impl Runner {
         let collector = self.collector;
         let mut state = self.state.take().unwrap_or_else(collector.new_state);
         let mut task = tokio::task::spawn_blocking(move || {
+            run_in_background();
             let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
                 (collector.collect)(&mut *state, &context)
             }))
@@ -438,6 +447,27 @@ impl Runner {
     }
 }
 
+/// Lowers the calling thread's CPU priority (nice 10), once per thread.
+///
+/// Blocking-pool threads run only collectors and snapshot rebuilds: at a lower priority
+/// they yield the CPU to the async workers answering `/report`, which matters on small
+/// hosts where a big rebuild would otherwise share a core with a request.
+fn run_in_background() {
+    thread_local! {
+        static LOWERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    LOWERED.with(|lowered| {
+        if !lowered.replace(true) {
+            // SAFETY: gettid and setpriority have no memory-safety preconditions; they
+            // affect only this thread. A failure (no permission) leaves the priority as is.
+            unsafe {
+                let thread = libc::gettid();
+                libc::setpriority(libc::PRIO_PROCESS, thread as libc::id_t, 10);
+            }
+        }
+    });
+}
+
 fn panic_message(panic: &(dyn Any + Send)) -> String {
     if let Some(message) = panic.downcast_ref::<&str>() {
         (*message).to_owned()
@@ -448,43 +478,43 @@ fn panic_message(panic: &(dyn Any + Send)) -> String {
     }
 }
 
-/// Samples every collector once, and again after one interval for those that had no
-/// sample yet (rates need two); returns the report and the failures.
+/// Samples every collector at once, and again one interval later those that had no
+/// sample yet (rates need two); returns the failures as (collector id, error).
+///
+/// Collectors run concurrently, so one slow to start (loading an eBPF program) does not
+/// shift the others' intervals.
 pub async fn sample_once(sampler: &Arc<Sampler>) -> Vec<(String, String)> {
     let count = sampler.lock_slots().len();
-    let mut runners: Vec<Runner> = (0..count)
-        .map(|index| Runner::new(sampler.lock_slots()[index].collector))
-        .collect();
-    let mut pending: Vec<usize> = (0..count).collect();
-    let mut failures = Vec::new();
-    for round in 0..2 {
-        if round == 1 {
-            let wait = pending
-                .iter()
-                .map(|&index| sampler.interval_of(runners[index].collector))
-                .max()
-                .unwrap_or_default();
-            tokio::time::sleep(wait).await;
-        }
-        let mut again = Vec::new();
-        for &index in &pending {
-            match sampler.sample(index, &mut runners[index]).await {
-                Outcome::Collected(Collected::NoSample) => again.push(index),
-                Outcome::Collected(Collected::Values(_)) => {}
-                Outcome::Failed(error) => {
-                    failures.push((runners[index].collector.id.to_owned(), error))
-                }
-                Outcome::TimedOut(limit) => failures.push((
-                    runners[index].collector.id.to_owned(),
-                    format!("did not finish within {limit:?}"),
-                )),
+    let mut tasks = tokio::task::JoinSet::new();
+    for index in 0..count {
+        let sampler = Arc::clone(sampler);
+        tasks.spawn(async move {
+            let collector = sampler.lock_slots()[index].collector;
+            let mut runner = Runner::new(collector);
+            let started = tokio::time::Instant::now();
+            let mut outcome = sampler.sample(index, &mut runner).await;
+            if matches!(outcome, Outcome::Collected(Collected::NoSample)) {
+                tokio::time::sleep_until(started + sampler.interval_of(collector)).await;
+                outcome = sampler.sample(index, &mut runner).await;
             }
-        }
-        pending = again;
-        if pending.is_empty() {
-            break;
+            (collector.id, outcome)
+        });
+    }
+    let mut failures = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((id, Outcome::Failed(error))) => failures.push((id.to_owned(), error)),
+            Ok((id, Outcome::TimedOut(limit))) => {
+                failures.push((id.to_owned(), format!("did not finish within {limit:?}")));
+            }
+            Ok(_) => {}
+            Err(error) => failures.push((
+                String::from("(unknown)"),
+                format!("sampling task failed: {error}"),
+            )),
         }
     }
+    failures.sort();
     sampler.rebuild();
     failures
 }
