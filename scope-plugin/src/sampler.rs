@@ -60,7 +60,8 @@ pub struct CollectorStats {
 struct Slot {
     collector: &'static Collector,
     wire_id: String,
-    values: Option<(Timestamp, Vec<Point>)>,
+    /// Shared, so a rebuild copies a pointer under the lock, not the values.
+    values: Option<Arc<(Timestamp, Vec<Point>)>>,
     stats: CollectorStats,
 }
 
@@ -220,7 +221,7 @@ impl Sampler {
                 None
             }
             Outcome::Collected(Collected::Values(values)) => {
-                slot.values = Some((now, std::mem::take(values)));
+                slot.values = Some(Arc::new((now, std::mem::take(values))));
                 None
             }
             Outcome::Failed(message) => Some(message.clone()),
@@ -263,14 +264,25 @@ impl Sampler {
     pub fn build_report(&self) -> Report {
         let mut report = Report::new(self.config.spec.clone());
         let now = Timestamp::now();
-        let slots = self.lock_slots();
-        for slot in slots.iter() {
+        // Copy what the build needs and let go of the lock at once: collector tasks take it
+        // on the async worker, so holding it for a big build would stall /report.
+        let slots: Vec<SlotView> = self
+            .lock_slots()
+            .iter()
+            .map(|slot| SlotView {
+                collector: slot.collector,
+                wire_id: slot.wire_id.clone(),
+                values: slot.values.clone(),
+                error: slot.stats.error.clone(),
+            })
+            .collect();
+        for slot in &slots {
             add_slot(&mut report, slot);
         }
         let host_node = ThisHost.node_id(&self.config.host_id);
-        for slot in slots.iter().filter(|slot| slot.stats.error.is_some()) {
+        for slot in slots.iter().filter(|slot| slot.error.is_some()) {
             let key = format!("{}_failing_{}", self.config.spec.id(), slot.collector.id);
-            let message = slot.stats.error.clone().unwrap_or_default();
+            let message = slot.error.clone().unwrap_or_default();
             report
                 .node_mut(Topology::Host, &host_node)
                 .set_latest(key.clone(), message, now);
@@ -289,10 +301,19 @@ impl Sampler {
     }
 }
 
-fn add_slot(report: &mut Report, slot: &Slot) {
-    let Some((date, points)) = &slot.values else {
+/// A slot's data, copied out of the lock for a rebuild.
+struct SlotView {
+    collector: &'static Collector,
+    wire_id: String,
+    values: Option<Arc<(Timestamp, Vec<Point>)>>,
+    error: Option<String>,
+}
+
+fn add_slot(report: &mut Report, slot: &SlotView) {
+    let Some(values) = &slot.values else {
         return;
     };
+    let (date, points) = &**values;
     let collector = slot.collector;
     let topology = collector.topology;
     let mut series_seen: Vec<Option<&str>> = Vec::new();
@@ -342,7 +363,7 @@ fn add_slot(report: &mut Report, slot: &Slot) {
 
 /// The template for one series of a collector: `{}` in the label is replaced by the
 /// series, and numeric series (status codes) sort by number after the base priority.
-fn add_template(report: &mut Report, slot: &Slot, series: Option<&str>) {
+fn add_template(report: &mut Report, slot: &SlotView, series: Option<&str>) {
     let collector = slot.collector;
     let (id, label) = match series {
         None => (slot.wire_id.clone(), collector.label.to_owned()),
