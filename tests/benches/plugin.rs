@@ -207,7 +207,7 @@ fn cpu_seconds(pid: u32) -> f64 {
 fn floor_server(socket: &Path, body: &Path) {
     let body = bytes::Bytes::from(std::fs::read(body).expect("body file"));
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(1)
         .enable_all()
         .build()
         .expect("runtime");
