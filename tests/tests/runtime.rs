@@ -469,3 +469,45 @@ fn host_id_follows_scope_hostname_like_the_probe() {
         "{report:#}"
     );
 }
+
+#[test]
+fn an_idle_kept_alive_connection_lasts_over_30_seconds() {
+    let plugin = RunningPlugin::start(PLUGIN, "test-plugin", &[]);
+    let mut stream = UnixStream::connect(&plugin.socket).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let request = b"GET /report?api_version=1&probe_id=ab12 HTTP/1.1\r\nHost: plugin\r\n\r\n";
+    stream.write_all(request).expect("write");
+    assert_eq!(read_response(&mut stream).expect("first response").0, 200);
+    // Go's transport keeps idle connections forever; a shorter server idle timeout races
+    // with the next poll (protocol §2.4).
+    std::thread::sleep(Duration::from_secs(31));
+    stream.write_all(request).expect("write after idling");
+    assert_eq!(
+        read_response(&mut stream)
+            .expect("same connection after 31 s idle")
+            .0,
+        200
+    );
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let output = std::process::Command::new(PLUGIN)
+        .args(["--once", "--enable", "fails", "--log-format", "json"])
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let logs: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter(|line| line.starts_with('{'))
+        .map(|line| serde_json::from_str(line).expect("each log line is JSON"))
+        .collect();
+    let failure = logs
+        .iter()
+        .find(|log| log["message"] == "collector failed")
+        .unwrap_or_else(|| panic!("no JSON log of the failure in: {stderr}"));
+    assert_eq!(failure["collector"], "test-plugin_fails");
+    assert_eq!(failure["level"], "WARN");
+}
