@@ -90,6 +90,7 @@ struct user_msghdr {
 struct scan_ctx {
 	struct http_scan *state;
 	__u8 *buf;
+	__u32 len;
 };
 
 /* One byte per bpf_loop iteration: unrolling several steps per callback multiplies the
@@ -97,6 +98,9 @@ struct scan_ctx {
 static long scan_byte(__u32 index, void *data)
 {
 	struct scan_ctx *ctx = data;
+	/* The rest of the buffer is body: nothing more to find, stop instead of counting it down. */
+	if (ctx->state->skip >= ctx->len - index)
+		return 1;
 	http_scan_step(ctx->state, ctx->buf[index & (HTTP_SCAN_MAX - 1)]);
 	return 0;
 }
@@ -111,7 +115,7 @@ static __always_inline int scan_span(struct scratch *scratch, const void *ptr, _
 		return -1;
 	if (bpf_probe_read_user(scratch->buf, n, ptr))
 		return -1;
-	struct scan_ctx ctx = { .state = &scratch->scan, .buf = scratch->buf };
+	struct scan_ctx ctx = { .state = &scratch->scan, .buf = scratch->buf, .len = n };
 	bpf_loop(n, scan_byte, &ctx, 0);
 	return 0;
 }
@@ -255,7 +259,9 @@ int http_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	} else {
 		for (int i = 0; i < MAX_IOVECS; i++) {
 			struct user_iovec part;
-			if (i >= iovcnt || budget == 0 || bpf_probe_read_user(&part, sizeof(part), &iov[i]))
+			/* Stop when all that is left is body (a response's payload iovecs). */
+			if (i >= iovcnt || budget == 0 || scratch->scan.skip >= budget ||
+			    bpf_probe_read_user(&part, sizeof(part), &iov[i]))
 				break;
 			__u64 n = part.iov_len < budget ? part.iov_len : budget;
 			if (n && scan_span(scratch, part.iov_base, n))

@@ -24,7 +24,11 @@ int scope_http_scan(const unsigned char *buf, uint32_t len, int dir, struct http
 	if (!http_scan_wanted(first8, dir))
 		return 0;
 	uint32_t n = len < HTTP_SCAN_MAX ? len : HTTP_SCAN_MAX;
-	for (uint32_t i = 0; i < n; i++)
+	for (uint32_t i = 0; i < n; i++) {
+		/* As in the BPF program: the rest is body, nothing more to find. */
+		if (out->skip >= n - i)
+			break;
 		http_scan_step(out, buf[i]);
+	}
 	return 1;
 }
