@@ -10,11 +10,10 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use scope_plugin::check::{Latency, ProbeClient};
-use scope_plugin::prelude::*;
 use scope_plugin::sampler::{Sampler, SamplerConfig, sample_once};
 use scope_plugin_tests::built_binary;
 
@@ -309,42 +308,11 @@ fn yes(ok: bool) -> &'static str {
 // ---------------------------------------------------------------------------------------
 // Scale: in-process snapshot builds, and the scale-plugin binary served
 
-static SCALE: AtomicU32 = AtomicU32::new(1000);
-
-fn scale_nodes(salt: f64) -> Vec<(Pid, f64)> {
-    (1..=SCALE.load(Ordering::Relaxed))
-        .map(|pid| (Pid(pid), f64::from(pid % 97) + salt))
-        .collect()
-}
-
-/// Bench metric one of five.
-#[scope_metric(topology = "process", id = "b1", label = "B1", priority = 5.0)]
-fn b1() -> Vec<(Pid, f64)> {
-    scale_nodes(0.1)
-}
-/// Bench metric two of five.
-#[scope_metric(topology = "process", id = "b2", label = "B2", priority = 5.1)]
-fn b2() -> Vec<(Pid, f64)> {
-    scale_nodes(0.2)
-}
-/// Bench metric three of five.
-#[scope_metric(topology = "process", id = "b3", label = "B3", priority = 5.2)]
-fn b3() -> Vec<(Pid, f64)> {
-    scale_nodes(0.3)
-}
-/// Bench metric four of five.
-#[scope_metric(topology = "process", id = "b4", label = "B4", priority = 5.3)]
-fn b4() -> Vec<(Pid, f64)> {
-    scale_nodes(0.4)
-}
-/// Bench metric five of five.
-#[scope_metric(topology = "process", id = "b5", label = "B5", priority = 5.4)]
-fn b5() -> Vec<(Pid, f64)> {
-    scale_nodes(0.5)
-}
+#[path = "../src/scale_collectors.rs"]
+mod scale_collectors;
 
 fn build_times(nodes: u32) -> (Latency, usize) {
-    SCALE.store(nodes, Ordering::Relaxed);
+    scale_collectors::NODES.store(nodes, Ordering::Relaxed);
     let registry = scope_plugin::Registry::load("bench", &[]).expect("registry");
     let spec = scope_plugin::report::PluginSpec::new("bench", "Bench").expect("spec");
     let config = SamplerConfig {

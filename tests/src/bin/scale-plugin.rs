@@ -1,54 +1,15 @@
 //! A plugin reporting SCALE_NODES (default 1000) process nodes with 5 metrics each, for
 //! the scale benchmarks. Written with the macros, as a user would.
 
-use scope_plugin::prelude::*;
+#[path = "../scale_collectors.rs"]
+mod scale_collectors;
 
-fn nodes(salt: f64) -> Vec<(Pid, f64)> {
-    let count: u32 = std::env::var("SCALE_NODES")
+fn main() -> std::process::ExitCode {
+    if let Some(count) = std::env::var("SCALE_NODES")
         .ok()
         .and_then(|n| n.parse().ok())
-        .unwrap_or(1000);
-    (1..=count)
-        .map(|pid| (Pid(pid), f64::from(pid % 97) + salt))
-        .collect()
+    {
+        scale_collectors::NODES.store(count, std::sync::atomic::Ordering::Relaxed);
+    }
+    scope_plugin::Plugin::new("scale-plugin", "Scale").run()
 }
-
-/// Metric one of five.
-#[scope_metric(topology = "process", id = "m1", label = "M1", priority = 5.0)]
-fn m1() -> Vec<(Pid, f64)> {
-    nodes(0.1)
-}
-
-/// Metric two of five.
-#[scope_metric(topology = "process", id = "m2", label = "M2", priority = 5.1)]
-fn m2() -> Vec<(Pid, f64)> {
-    nodes(0.2)
-}
-
-/// Metric three of five.
-#[scope_metric(topology = "process", id = "m3", label = "M3", priority = 5.2)]
-fn m3() -> Vec<(Pid, f64)> {
-    nodes(0.3)
-}
-
-/// Metric four of five.
-#[scope_metric(topology = "process", id = "m4", label = "M4", priority = 5.3)]
-fn m4() -> Vec<(Pid, f64)> {
-    nodes(0.4)
-}
-
-/// Metric five of five.
-#[scope_metric(
-    topology = "process",
-    id = "m5",
-    label = "M5",
-    format = "percent",
-    min = 0.0,
-    max = 100.0,
-    priority = 5.4
-)]
-fn m5() -> Vec<(Pid, f64)> {
-    nodes(0.5)
-}
-
-scope_plugin::main!(id = "scale-plugin", label = "Scale");
