@@ -10,6 +10,8 @@ use std::path::Path;
 
 use anyhow::Context as _;
 
+use crate::shared_reading::SharedReading;
+
 /// The tick counters of one CPU (guest time is already inside user and nice).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Ticks {
@@ -77,26 +79,14 @@ impl CpuTimes {
         Self::parse(file).with_context(|| format!("cannot parse {}", path.display()))
     }
 
-    /// Reads `<procfs>/stat`, or reuses a reading of the same file taken moments ago.
+    /// Reads `<procfs>/stat`, or reuses a reading of it taken moments ago.
     ///
     /// The kernel builds /proc/stat on every read, counting every interrupt: it is the
     /// plugin's most expensive read, and the IO wait, idle and steal collectors all want
     /// it at the same tick. One reading serves the three.
     pub(crate) fn read_shared(procfs: &Path) -> anyhow::Result<Self> {
-        use std::sync::{Mutex, PoisonError};
-        use std::time::{Duration, Instant};
-        const FRESH: Duration = Duration::from_millis(100);
-        static LAST: Mutex<Option<(Instant, std::path::PathBuf, CpuTimes)>> = Mutex::new(None);
-        let mut last = LAST.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((at, path, times)) = &*last
-            && at.elapsed() < FRESH
-            && path == procfs
-        {
-            return Ok(times.clone());
-        }
-        let times = Self::read(procfs)?;
-        *last = Some((Instant::now(), procfs.to_owned(), times.clone()));
-        Ok(times)
+        static LAST: SharedReading<std::path::PathBuf, CpuTimes> = SharedReading::new();
+        LAST.get(procfs.to_owned(), || Self::read(procfs))
     }
 
     /// Parses `/proc/stat` text. Uses the per-CPU lines; the aggregate `cpu` line only if

@@ -7,6 +7,8 @@ use anyhow::Context as _;
 use aya::maps::PerCpuHashMap;
 use aya::programs::RawTracePoint;
 
+use crate::shared_reading::SharedReading;
+
 /// Built by build.rs; empty when clang was not available at build time.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/http.bpf.o"));
 
@@ -76,8 +78,15 @@ impl HttpProbe {
         Ok(Self { ebpf })
     }
 
+    /// Every process's counters, from a reading taken moments ago if there is one: the
+    /// requests and responses collectors both want the whole map at the same tick.
+    pub(crate) fn read_shared(&self) -> anyhow::Result<HashMap<u32, ProcessCounts>> {
+        static LAST: SharedReading<(), HashMap<u32, ProcessCounts>> = SharedReading::new();
+        LAST.get((), || self.read())
+    }
+
     /// Every process's counters.
-    pub(crate) fn read(&self) -> anyhow::Result<HashMap<u32, ProcessCounts>> {
+    fn read(&self) -> anyhow::Result<HashMap<u32, ProcessCounts>> {
         let map: PerCpuHashMap<_, u32, RawCounts> =
             PerCpuHashMap::try_from(self.ebpf.map("COUNTS").context("no COUNTS map")?)?;
         let mut processes = HashMap::new();

@@ -15,6 +15,7 @@ mod cpu_times;
 mod http_bpf;
 #[cfg(test)]
 mod http_classify;
+mod shared_reading;
 
 scope_plugin::main!(
     id = "scope-collectors",

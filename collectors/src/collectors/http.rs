@@ -37,7 +37,7 @@ impl Previous {
     /// was not there, or whose pid now belongs to a new process, counts from zero.
     fn advance(&mut self, ctx: &Context) -> anyhow::Result<Option<Interval>> {
         let now = Instant::now();
-        let current = with_probe(count_unix(ctx), |probe| probe.read())?;
+        let current = with_probe(count_unix(ctx), |probe| probe.read_shared())?;
         let previous = self.reading.replace((now, current.clone()));
         let Some((then, before)) = previous else {
             return Ok(None);
