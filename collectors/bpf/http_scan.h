@@ -1,16 +1,23 @@
 /* The HTTP classifier: one definition, compiled into the BPF program and, for tests,
  * into the host (collectors/bpf/http_scan_host.c, called from Rust).
  *
- * It reads a buffer one byte at a time and counts
+ * It counts, in one syscall's buffer,
  *   - request lines:  METHOD SP target SP HTTP/1.0|HTTP/1.1 CRLF
  *   - status lines:   HTTP/1.0|HTTP/1.1 SP 3-digit code (100-599) SP|CR
  * at the start of the buffer and where the previous message ends: after its blank line
  * (CRLF CRLF), plus its Content-Length body if it has one. So requests or responses
  * pipelined in one syscall are each counted (not after chunked bodies, and not after a
- * response to HEAD that announces a Content-Length without a body). State is a few integers (the last
- * 16 bytes are kept in two u64 windows), so it suits the BPF verifier.
+ * response to HEAD that announces a Content-Length without a body).
  *
- * The includer defines __u8, __u16, __u32, __u64 and HTTP_INLINE.
+ * The buffer is read eight bytes at a time: a word without a line feed costs a few
+ * instructions, and all the work happens at line feeds (a header ends, a request line
+ * ends, Content-Length starts) and at message starts. In BPF every byte-at-a-time step
+ * cost about 12 ns; this is why. http_scan_step does one unit of work per call, so the
+ * BPF program can drive it from bpf_loop with the state in map memory, which the
+ * verifier checks once rather than once per offset.
+ *
+ * The includer defines __u8, __u16, __u32, __u64 and HTTP_INLINE. Words are read as
+ * little-endian (x86_64 and the BPF target built for it).
  */
 #ifndef HTTP_SCAN_H
 #define HTTP_SCAN_H
@@ -18,24 +25,32 @@
 /* Bytes of each syscall buffer that are scanned: requests or responses that start later
  * are not counted. */
 #define HTTP_SCAN_MAX 1024
+/* The buffer the scan reads: offsets are masked to HTTP_SCAN_BUF - 1 (so the verifier sees
+ * every load in bounds), and 8 more bytes may be read past any masked offset. */
+#define HTTP_SCAN_BUF (2 * HTTP_SCAN_MAX)
+#define HTTP_SCAN_BUF_SIZE (HTTP_SCAN_BUF + 8)
 /* Status lines recorded per buffer. */
 #define HTTP_SCAN_MAX_CODES 8
+/* Steps a scan of HTTP_SCAN_MAX bytes can take, at most: one per line feed and one per
+ * word (a step reads at least one word or handles a line feed). */
+#define HTTP_SCAN_MAX_STEPS (2 * HTTP_SCAN_MAX + HTTP_SCAN_MAX / 8)
 
 #define HTTP_DIR_READ 0
 #define HTTP_DIR_WRITE 1
 
 struct http_scan {
-	__u64 w1;       /* last 8 bytes, newest in the low byte */
-	__u64 w2;       /* the 8 bytes before those */
-	__u64 head;     /* the first bytes of the current message (up to 8) */
-	__u32 msg_off;  /* offset in the current message */
-	__u32 requests; /* request lines counted */
+	__u64 newlines;       /* line feeds of the current word not yet handled, bit 7 of each byte */
+	__u32 word;           /* offset of the current word */
+	__u32 next_word;      /* offset of the next word to read */
+	__u32 len;            /* bytes in the buffer, at most HTTP_SCAN_MAX */
+	__u32 msg;            /* offset where the current message starts */
 	__u32 content_length; /* the current message's Content-Length, if seen */
-	__u32 skip;     /* body bytes left before the next message */
-	__u8 in_first_line;
-	__u8 method_ok;
+	__u32 requests;       /* request lines counted */
+	__u8 dir;             /* HTTP_DIR_READ counts requests, HTTP_DIR_WRITE status lines */
+	__u8 msg_pending;     /* the current message's start is not yet classified */
+	__u8 in_first_line;   /* the current message's first line has not ended */
+	__u8 method_len;      /* length of the request method the message starts with, or 0 */
 	__u8 ncodes;
-	__u8 in_content_length; /* reading the Content-Length value */
 	__u16 codes[HTTP_SCAN_MAX_CODES];
 };
 
@@ -74,41 +89,106 @@ static HTTP_INLINE int http_is_version(__u64 eight)
 	       eight == HTTP_P8('H', 'T', 'T', 'P', '/', '1', '.', '0');
 }
 
+/* The length of the request method `first8` (a message's first 8 bytes, packed) starts
+ * with, followed by a space; 0 if it starts with none. */
+static HTTP_INLINE __u32 http_method_len(__u64 first8)
+{
+	for (__u32 len = 3; len <= 7; len++) {
+		__u64 prefix = first8 >> (8 * (8 - len - 1));
+		if ((prefix & 0xff) == ' ' && http_is_method(prefix >> 8, len))
+			return len;
+	}
+	return 0;
+}
+
 /* Worth scanning? `first8` is the buffer's first 8 bytes, packed. Cheap, so that most
  * socket traffic (bodies, other protocols) costs one comparison. */
 static HTTP_INLINE int http_scan_wanted(__u64 first8, int dir)
 {
 	if (dir == HTTP_DIR_WRITE)
 		return (first8 >> 8) == HTTP_P7('H', 'T', 'T', 'P', '/', '1', '.');
-	/* A method and its space are within the first 8 bytes. */
-	for (__u32 len = 3; len <= 7; len++) {
-		__u64 prefix = first8 >> (8 * (8 - len - 1));
-		if ((prefix & 0xff) == ' ' && http_is_method(prefix >> 8, len))
-			return 1;
-	}
-	return 0;
+	return http_method_len(first8) != 0;
 }
 
-static HTTP_INLINE void http_scan_init(struct http_scan *s)
+/* The 8 bytes at `off`, little-endian (the first byte in the low bits). */
+static HTTP_INLINE __u64 http_load(const __u8 *buf, __u32 off)
+{
+	const __u8 *at = buf + (off & (HTTP_SCAN_BUF - 1));
+#ifdef __bpf__
+	/* One unaligned 8-byte load: the verifier allows it on x86_64 (no strict alignment)
+	 * and the JIT emits one mov, where memcpy would be eight byte loads and shifts. */
+	return *(const __u64 *)at;
+#else
+	__u64 word;
+	__builtin_memcpy(&word, at, sizeof(word));
+	return word;
+#endif
+}
+
+/* The 8 bytes at `off`, packed big-endian as HTTP_P8 packs them. */
+static HTTP_INLINE __u64 http_load_packed(const __u8 *buf, __u32 off)
+{
+	return __builtin_bswap64(http_load(buf, off));
+}
+
+static HTTP_INLINE __u8 http_at(const __u8 *buf, __u32 off)
+{
+	return buf[off & (HTTP_SCAN_BUF - 1)];
+}
+
+#define HTTP_ONES 0x0101010101010101ULL
+#define HTTP_LOW7 0x7f7f7f7f7f7f7f7fULL
+
+/* Bit 7 of each byte of `word` that equals `c`, and no other bit (exact, unlike the
+ * shorter has-zero-byte test, which can flag a byte after a match). */
+static HTTP_INLINE __u64 http_bytes_equal(__u64 word, __u8 c)
+{
+	__u64 x = word ^ (HTTP_ONES * c);
+	return ~(((x & HTTP_LOW7) + HTTP_LOW7) | x | HTTP_LOW7);
+}
+
+/* The index (0-7) of the lowest byte flagged in `bits` (bit 7 of bytes, at least one set):
+ * a multiply, since BPF has no count-trailing-zeros instruction. */
+static HTTP_INLINE __u32 http_lowest_byte(__u64 bits)
+{
+	__u64 lowest = (bits & (~bits + 1)) >> 7; /* 1 << (8 * index) */
+	return (lowest * 0x0001020304050607ULL) >> 56;
+}
+
+/* The scan starts a message at `off`: it is classified once its first 13 bytes are in. */
+static HTTP_INLINE void http_start_message(struct http_scan *s, __u32 off)
+{
+	s->msg = off;
+	s->next_word = off;
+	s->newlines = 0;
+	s->msg_pending = 1;
+	s->in_first_line = 1;
+	s->method_len = 0;
+	s->content_length = 0;
+}
+
+/* A scan of the `len` bytes (at most HTTP_SCAN_MAX) at the start of the buffer. */
+static HTTP_INLINE void http_scan_init(struct http_scan *s, int dir, __u32 len)
 {
 	__builtin_memset(s, 0, sizeof(*s));
-	s->in_first_line = 1;
+	s->dir = dir;
+	s->len = len < HTTP_SCAN_MAX ? len : HTTP_SCAN_MAX;
+	http_start_message(s, 0);
 }
 
-static HTTP_INLINE __u8 http_byte(__u64 window, __u32 back)
+/* A request starts with its method; a response's status line is whole in 13 bytes. */
+static HTTP_INLINE void http_classify_start(struct http_scan *s, const __u8 *buf)
 {
-	return (window >> (8 * back)) & 0xff;
-}
-
-/* A status line is complete at message offset 12: "HTTP/1.x NNN" and a space or CR. */
-static HTTP_INLINE void http_check_status_line(struct http_scan *s)
-{
-	/* Message bytes 0..12: 0..4 are the low 5 bytes of w2, 5..12 are w1. */
-	__u64 first8 = (s->w2 << 24) | (s->w1 >> 40);
+	__u64 first8 = http_load_packed(buf, s->msg);
+	if (s->dir == HTTP_DIR_READ) {
+		s->method_len = http_method_len(first8);
+		return;
+	}
 	if (!http_is_version(first8))
 		return;
-	__u8 space = http_byte(s->w1, 4), d1 = http_byte(s->w1, 3), d2 = http_byte(s->w1, 2),
-	     d3 = http_byte(s->w1, 1), after = http_byte(s->w1, 0);
+	/* " NNN" and a space or CR at offsets 8 to 12. */
+	__u64 rest = http_load_packed(buf, s->msg + 8) >> 24;
+	__u8 space = rest >> 32, d1 = rest >> 24, d2 = rest >> 16, d3 = rest >> 8, after = rest;
 	if (space != ' ' || (after != ' ' && after != '\r'))
 		return;
 	if (d1 < '1' || d1 > '5' || d2 < '0' || d2 > '9' || d3 < '0' || d3 > '9')
@@ -120,75 +200,98 @@ static HTTP_INLINE void http_check_status_line(struct http_scan *s)
 	}
 }
 
-static HTTP_INLINE void http_start_message(struct http_scan *s)
-{
-	s->msg_off = 0;
-	s->head = 0;
-	s->in_first_line = 1;
-	s->method_ok = 0;
-	s->content_length = 0;
-	s->in_content_length = 0;
-}
-
 /* "\ncontent-length:" with every byte OR 0x20, which lower-cases letters only. */
 #define HTTP_CL_HI HTTP_P8('\n' | 0x20, 'c', 'o', 'n', 't', 'e', 'n', 't')
 #define HTTP_CL_LO HTTP_P8('-', 'l', 'e', 'n', 'g', 't', 'h', ':')
 #define HTTP_LOWER 0x2020202020202020ULL
+#define HTTP_CRLFCRLF 0x0a0d0a0dU /* "\r\n\r\n" read little-endian */
 
 /* Bodies longer than this are not skipped: the scan window is far smaller anyway. */
 #define HTTP_MAX_SKIP (1U << 20)
 
-static HTTP_INLINE void http_scan_step(struct http_scan *s, __u8 c)
+/* The decimal value after a Content-Length colon at `off` (spaces and tabs skipped). */
+static HTTP_INLINE __u32 http_content_length(const __u8 *buf, __u32 off, __u32 len)
 {
-	__u32 off = s->msg_off;
-	s->w2 = (s->w2 << 8) | (s->w1 >> 56);
-	s->w1 = (s->w1 << 8) | c;
-	/* Most header bytes are letters: past the first line, outside a Content-Length value
-	 * and a body, a byte above ':' only moves the windows. */
-	if (c > ':' && !(s->in_first_line | s->in_content_length) && !s->skip) {
-		s->msg_off = off + 1;
-		return;
-	}
-	if (s->skip) {
-		if (--s->skip == 0)
-			http_start_message(s);
-		return;
-	}
-	if (!s->in_first_line) {
-		if (s->in_content_length) {
-			if (c >= '0' && c <= '9' && s->content_length < HTTP_MAX_SKIP)
-				s->content_length = s->content_length * 10 + (c - '0');
-			else if (c != ' ' && c != '\t')
-				s->in_content_length = 0;
-		} else if (c == ':' && (s->w1 | HTTP_LOWER) == HTTP_CL_LO && (s->w2 | HTTP_LOWER) == HTTP_CL_HI) {
-			s->in_content_length = 1;
-			s->content_length = 0;
+	__u32 value = 0;
+	for (int i = 0; i < 16; i++, off++) {
+		if (off >= len)
+			break;
+		__u8 c = http_at(buf, off);
+		if (c >= '0' && c <= '9') {
+			if (value < HTTP_MAX_SKIP)
+				value = value * 10 + (c - '0');
+		} else if (c != ' ' && c != '\t') {
+			break;
 		}
 	}
-	if (off < 8)
-		s->head = (s->head << 8) | c;
+	return value;
+}
+
+/* The line feed at `p` (inside the current message): a request line ends, the headers
+ * end, or a header line starts. */
+static HTTP_INLINE void http_line_feed(struct http_scan *s, const __u8 *buf, __u32 p)
+{
+	__u32 msg = s->msg;
 	if (s->in_first_line) {
-		/* head holds the method and this space: off bytes of method. */
-		if (c == ' ' && !s->method_ok && off >= 3 && off <= 7)
-			s->method_ok = http_is_method(s->head >> 8, off);
-		if (off == 12)
-			http_check_status_line(s);
-		if (c == '\n' && off > 0 && http_byte(s->w1, 1) == '\r') {
-			/* " HTTP/1.x" right before CRLF ends a request line. */
-			__u64 version = (s->w1 >> 16) | (s->w2 << 48);
-			if (s->method_ok && http_byte(s->w2, 2) == ' ' && http_is_version(version))
-				s->requests++;
-			s->in_first_line = 0;
+		s->in_first_line = 0;
+		/* "METHOD SP target SP HTTP/1.x CR LF", the target at least one byte. */
+		if (s->method_len && p >= msg + s->method_len + 12 && http_at(buf, p - 1) == '\r' &&
+		    http_at(buf, p - 10) == ' ' && http_is_version(http_load_packed(buf, p - 9)))
+			s->requests++;
+	}
+	if (p >= msg + 3) {
+		__u32 last4 = http_load(buf, p - 3);
+		if (last4 == HTTP_CRLFCRLF) {
+			/* The end of the headers: the next message follows the body, if any. */
+			__u32 body = s->content_length <= HTTP_MAX_SKIP ? s->content_length : 0;
+			http_start_message(s, p + 1 + body);
+			return;
 		}
 	}
-	if ((s->w1 & 0xffffffff) == HTTP_P4('\r', '\n', '\r', '\n')) {
-		/* The end of the headers: the next message follows the body, if any. */
-		__u32 body = s->content_length;
-		http_start_message(s);
-		s->skip = body <= HTTP_MAX_SKIP ? body : 0;
-		return;
+	/* A header line "Content-Length:" starts after this line feed. */
+	if (p + 16 <= s->len && (http_load_packed(buf, p) | HTTP_LOWER) == HTTP_CL_HI &&
+	    (http_load_packed(buf, p + 8) | HTTP_LOWER) == HTTP_CL_LO)
+		s->content_length = http_content_length(buf, p + 16, s->len);
+}
+
+/* Words read per step while looking for the next line feed: fewer steps (each costs a
+ * call and reloading the state from map memory in BPF), still a small callback. */
+#define HTTP_WORDS_PER_STEP 4
+
+/* One unit of work: classify a message start, or find the next line feed (up to
+ * HTTP_WORDS_PER_STEP words on) and handle it. Returns 1 when the scan is over. */
+static HTTP_INLINE int http_scan_step(struct http_scan *s, const __u8 *buf)
+{
+	if (s->msg_pending) {
+		/* A message that starts too late for its first line to fit is not counted. */
+		if (s->msg + 13 > s->len || s->ncodes >= HTTP_SCAN_MAX_CODES)
+			return 1;
+		s->msg_pending = 0;
+		http_classify_start(s, buf);
 	}
-	s->msg_off = off + 1;
+	__u64 bits = s->newlines;
+	if (!bits) {
+		__u32 off = s->next_word, len = s->len;
+		for (int i = 0; i < HTTP_WORDS_PER_STEP; i++) {
+			if (off >= len) {
+				s->next_word = off;
+				return 1;
+			}
+			bits = http_bytes_equal(http_load(buf, off), '\n');
+			if (len - off < 8)
+				bits &= (1ULL << (8 * (len - off))) - 1;
+			off += 8;
+			if (bits)
+				break;
+		}
+		s->next_word = off;
+		if (!bits)
+			return 0;
+		s->word = off - 8;
+	}
+	s->newlines = bits & (bits - 1);
+	http_line_feed(s, buf, s->word + http_lowest_byte(bits));
+	return 0;
 }
 
 #endif

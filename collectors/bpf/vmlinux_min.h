@@ -20,27 +20,30 @@ typedef __u32 __wsum;
 
 enum bpf_map_type {
 	BPF_MAP_TYPE_PERCPU_ARRAY = 6,
+	BPF_MAP_TYPE_LRU_HASH = 9,
 	BPF_MAP_TYPE_LRU_PERCPU_HASH = 10,
 };
 
+#define BPF_ANY 0
 #define BPF_NOEXIST 1
 
 struct bpf_raw_tracepoint_args {
 	__u64 args[0];
 };
 
-/* x86_64 struct pt_regs from r10 to orig_ax: fixed by the kernel's entry code (the order in
- * which the syscall entry pushes registers), read in one copy instead of one per field. */
-struct syscall_regs {
-	unsigned long r10, r9, r8, ax, cx, dx, si, di, orig_ax;
-};
-#define PT_REGS_R10_OFFSET (7 * 8)
-
 #pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
 
 typedef struct {
 	int counter;
 } atomic_t;
+
+/* x86_64: the user registers saved at syscall entry. */
+struct pt_regs {
+	unsigned long dx;
+	unsigned long si;
+	unsigned long di;
+	unsigned long orig_ax;
+};
 
 struct thread_info {
 	__u32 status;
@@ -73,6 +76,7 @@ struct sock_common {
 
 struct sock {
 	struct sock_common __sk_common;
+	__u16 sk_type;
 };
 
 struct socket {
@@ -82,6 +86,7 @@ struct socket {
 
 struct task_struct {
 	struct thread_info thread_info;
+	unsigned int flags;
 	int pid;
 	int tgid;
 	__u64 start_time;

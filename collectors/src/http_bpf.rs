@@ -58,9 +58,12 @@ impl HttpProbe {
             .map_err(|e| {
                 permission_hint(anyhow::Error::new(e).context("cannot load the HTTP BPF program"))
             })?;
-        for (program, tracepoint) in [
-            ("http_sys_exit", "sys_exit"),
-            ("http_process_exit", "sched_process_exit"),
+        // The kernel version that added each tracepoint, for the error on older kernels.
+        for (program, tracepoint, since) in [
+            ("http_sock_recv", "sock_recv_length", "6.4"),
+            ("http_sock_send", "sock_send_length", "6.4"),
+            ("http_socket_state", "inet_sock_set_state", "4.17"),
+            ("http_process_exit", "sched_process_exit", "4.17"),
         ] {
             let raw: &mut RawTracePoint = ebpf
                 .program_mut(program)
@@ -70,9 +73,9 @@ impl HttpProbe {
                 permission_hint(anyhow::Error::new(e).context(format!("cannot load {program}")))
             })?;
             raw.attach(tracepoint).map_err(|e| {
-                permission_hint(
-                    anyhow::Error::new(e).context(format!("cannot attach to {tracepoint}")),
-                )
+                permission_hint(anyhow::Error::new(e).context(format!(
+                    "cannot attach to the raw tracepoint {tracepoint} (Linux {since} and later have it)"
+                )))
             })?;
         }
         Ok(Self { ebpf })

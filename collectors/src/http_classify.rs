@@ -3,26 +3,17 @@
 
 use std::os::raw::c_int;
 
-/// Mirrors `struct http_scan`.
+/// Mirrors `struct scope_http_found` in bpf/http_scan_host.c.
 #[repr(C)]
 #[derive(Debug, Default)]
-struct HttpScan {
-    w1: u64,
-    w2: u64,
-    head: u64,
-    msg_off: u32,
+struct Found {
     requests: u32,
-    content_length: u32,
-    skip: u32,
-    in_first_line: u8,
-    method_ok: u8,
-    ncodes: u8,
-    in_content_length: u8,
+    ncodes: u32,
     codes: [u16; 8],
 }
 
 unsafe extern "C" {
-    fn scope_http_scan(buf: *const u8, len: u32, dir: c_int, out: *mut HttpScan) -> c_int;
+    fn scope_http_scan(buf: *const u8, len: u32, dir: c_int, out: *mut Found) -> c_int;
 }
 
 /// The scan bound of the BPF program.
@@ -31,15 +22,14 @@ const SCAN_MAX: usize = 1024;
 /// What the classifier finds in one syscall buffer: requests counted when reading,
 /// status codes when writing.
 fn classify(buffer: &[u8], writing: bool) -> (u32, Vec<u16>) {
-    let mut scan = HttpScan::default();
+    let mut found = Found::default();
     let len = u32::try_from(buffer.len()).expect("test buffers are small");
-    // SAFETY: `buffer` is valid for `len` bytes and `scan` is a valid, exclusive out
+    // SAFETY: `buffer` is valid for `len` bytes and `found` is a valid, exclusive out
     // pointer to a struct with the C layout.
-    unsafe { scope_http_scan(buffer.as_ptr(), len, c_int::from(writing), &mut scan) };
-    (
-        scan.requests,
-        scan.codes[..usize::from(scan.ncodes)].to_vec(),
-    )
+    let status = unsafe { scope_http_scan(buffer.as_ptr(), len, c_int::from(writing), &mut found) };
+    assert!(status >= 0, "the scan ran out of steps on {buffer:?}");
+    let ncodes = usize::try_from(found.ncodes).expect("at most 8");
+    (found.requests, found.codes[..ncodes].to_vec())
 }
 
 fn requests(buffer: &[u8]) -> u32 {
@@ -147,6 +137,38 @@ fn bounds_are_as_documented() {
     // At most 8 status codes per buffer.
     let many = "HTTP/1.1 200 OK\r\n\r\n".repeat(12);
     assert_eq!(codes(many.as_bytes()).len(), 8);
+}
+
+#[test]
+fn nothing_is_read_past_the_end_of_the_buffer() {
+    // The scratch buffer past the end holds stale bytes (line feeds in the host copy).
+    assert_eq!(requests(b"GET / HTTP/1.1\r"), 0, "the line feed is missing");
+    assert_eq!(
+        codes(b"HTTP/1.1 200"),
+        Vec::<u16>::new(),
+        "the 13th byte is missing"
+    );
+    assert_eq!(requests(b"GET  HTTP/1.1\r\n\r\n"), 0, "an empty target");
+    // A Content-Length cut off by the end of the buffer.
+    for cut in [
+        "POST / HTTP/1.1\r\nContent-Len",
+        "POST / HTTP/1.1\r\nContent-Length: 1",
+    ] {
+        assert_eq!(requests(cut.as_bytes()), 1, "{cut:?}");
+    }
+}
+
+#[test]
+fn the_worst_buffers_end_within_the_bpf_step_limit() {
+    // `classify` asserts that every scan ends within the BPF program's bpf_loop bound.
+    for filler in ["\n", "\r\n", "\r\n\r\n", "a\n", "Content-Length: 0\r\n\r\n"] {
+        let mut buffer = String::from("GET / HTTP/1.1\r\n");
+        while buffer.len() < SCAN_MAX + 64 {
+            buffer.push_str(filler);
+        }
+        requests(buffer.as_bytes());
+        codes(format!("HTTP/1.1 200 OK\r\n{}", &buffer[16..]).as_bytes());
+    }
 }
 
 /// A small deterministic generator (xorshift), so failures reproduce.

@@ -49,8 +49,14 @@ def serve(conn):
         elif MODE == "msg":
             conn.sendmsg([reply])
         elif MODE == "vec":
-            head, _, _ = reply.partition(b"\r\n")
-            os.writev(fd, [head + b"\r\n", reply[len(head) + 2 :]])
+            if reply.count(b"HTTP/1.1 ") == 1:
+                # As nginx writes: the headers, then the body (which the probe need not copy).
+                head, _, body = reply.partition(b"\r\n\r\n")
+                os.writev(fd, [head + b"\r\n\r\n", body])
+            else:
+                # A status line alone first: the probe must read on into the next iovec.
+                head, _, _ = reply.partition(b"\r\n")
+                os.writev(fd, [head + b"\r\n", reply[len(head) + 2 :]])
         else:
             conn.sendall(reply)
 
