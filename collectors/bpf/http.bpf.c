@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0 OR Apache-2.0
-/* HTTP requests received and responses sent, per process, from two raw tracepoints.
+/* HTTP requests received and responses sent, per process, from raw tracepoints.
  *
  * sock_recv_length and sock_send_length fire inside sock_recvmsg/sock_sendmsg (kernel 6.4
  * and later) for every socket read and write, and for nothing else: files, pipes and
@@ -7,10 +7,12 @@
  * count; the syscall's saved registers give its number and the user buffer. No kprobes,
  * fentry or tracefs are needed (x86_64 only).
  *
- * Per socket read or write, cheapest test first: a read-/write-family syscall that moved
- * >= 8 bytes; its first bytes (up to HTTP_SCAN_MAX, one copy) look like a request or
- * status line; the socket is a stream socket of the wanted family and the one the syscall
- * names. Only then is the copy scanned and the process's counters updated.
+ * Per socket read or write, cheapest test first: at least 8 bytes moved; not a socket
+ * that connected (a client end); a read-/write-family syscall; its first bytes (up to
+ * HTTP_SCAN_MAX, one copy) look like a request or status line; the socket is a stream
+ * socket of the wanted family and the one the syscall names. Only then is the copy
+ * scanned and the process's counters updated. Two more programs keep the state bounded:
+ * TCP state changes (SOCKETS) and process exits (COUNTS).
  */
 #include "vmlinux_min.h"
 #include <bpf/bpf_helpers.h>
