@@ -21,8 +21,6 @@
 #define HTTP_INLINE __always_inline
 #include "http_scan.h"
 
-#define S_IFMT 00170000
-#define S_IFSOCK 0140000
 #define SOCK_STREAM 1
 #define TCP_ESTABLISHED 1
 #define TCP_SYN_SENT 2

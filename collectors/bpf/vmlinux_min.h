@@ -12,7 +12,6 @@ typedef int __s32;
 typedef unsigned int __u32;
 typedef long long __s64;
 typedef unsigned long long __u64;
-typedef __u16 umode_t;
 typedef _Bool bool;
 typedef __u16 __be16;
 typedef __u32 __be32;
@@ -53,12 +52,7 @@ struct signal_struct {
 	atomic_t live;
 };
 
-struct inode {
-	umode_t i_mode;
-};
-
 struct file {
-	struct inode *f_inode;
 	void *private_data;
 };
 
@@ -80,14 +74,12 @@ struct sock {
 };
 
 struct socket {
-	short type;
 	struct sock *sk;
 };
 
 struct task_struct {
 	struct thread_info thread_info;
 	unsigned int flags;
-	int pid;
 	int tgid;
 	__u64 start_time;
 	struct task_struct *group_leader;
