@@ -228,7 +228,7 @@ static HTTP_INLINE __u32 http_content_length(const __u8 *buf, __u32 off, __u32 l
 }
 
 /* The line feed at `p` (inside the current message): a request line ends, the headers
- * end, or a header line starts. */
+ * end (the blank line "\r\n" follows), or a header line starts. */
 static HTTP_INLINE void http_line_feed(struct http_scan *s, const __u8 *buf, __u32 p)
 {
 	__u32 msg = s->msg;
@@ -239,19 +239,32 @@ static HTTP_INLINE void http_line_feed(struct http_scan *s, const __u8 *buf, __u
 		    http_at(buf, p - 10) == ' ' && http_is_version(http_load_packed(buf, p - 9)))
 			s->requests++;
 	}
-	if (p >= msg + 3) {
-		__u32 last4 = http_load(buf, p - 3);
-		if (last4 == HTTP_CRLFCRLF) {
-			/* The end of the headers: the next message follows the body, if any. */
-			__u32 body = s->content_length <= HTTP_MAX_SKIP ? s->content_length : 0;
-			http_start_message(s, p + 1 + body);
-			return;
-		}
+	if (p >= msg + 1 && p + 2 < s->len && (__u32)http_load(buf, p - 1) == HTTP_CRLFCRLF) {
+		/* The end of the headers: the next message follows the body, if any. */
+		__u32 body = s->content_length <= HTTP_MAX_SKIP ? s->content_length : 0;
+		http_start_message(s, p + 3 + body);
+		return;
 	}
 	/* A header line "Content-Length:" starts after this line feed. */
 	if (p + 16 <= s->len && (http_load_packed(buf, p) | HTTP_LOWER) == HTTP_CL_HI &&
 	    (http_load_packed(buf, p + 8) | HTTP_LOWER) == HTTP_CL_LO)
 		s->content_length = http_content_length(buf, p + 16, s->len);
+}
+
+/* Line feeds in the word at `off` that can matter once the first line is over: one
+ * before a "Content-Length" line (the next byte is 'c' or 'C') or before the blank line
+ * (the next byte is '\r'). Other header lines cost no step. */
+static HTTP_INLINE __u64 http_header_line_feeds(const __u8 *buf, __u32 off, __u64 line_feeds)
+{
+	__u64 next = http_load(buf, off + 1);
+	return line_feeds & (http_bytes_equal(next | HTTP_LOWER, 'c') | http_bytes_equal(next, '\r'));
+}
+
+/* A message that starts too late for its first line to fit is not counted, and neither
+ * is a status line past HTTP_SCAN_MAX_CODES: the scan is over. */
+static HTTP_INLINE int http_scan_over(const struct http_scan *s)
+{
+	return s->msg_pending && (s->msg + 13 > s->len || s->ncodes >= HTTP_SCAN_MAX_CODES);
 }
 
 /* Words read per step while looking for the next line feed: fewer steps (each costs a
@@ -263,8 +276,7 @@ static HTTP_INLINE void http_line_feed(struct http_scan *s, const __u8 *buf, __u
 static HTTP_INLINE int http_scan_step(struct http_scan *s, const __u8 *buf)
 {
 	if (s->msg_pending) {
-		/* A message that starts too late for its first line to fit is not counted. */
-		if (s->msg + 13 > s->len || s->ncodes >= HTTP_SCAN_MAX_CODES)
+		if (http_scan_over(s))
 			return 1;
 		s->msg_pending = 0;
 		http_classify_start(s, buf);
@@ -278,6 +290,8 @@ static HTTP_INLINE int http_scan_step(struct http_scan *s, const __u8 *buf)
 				return 1;
 			}
 			bits = http_bytes_equal(http_load(buf, off), '\n');
+			if (bits && !s->in_first_line)
+				bits = http_header_line_feeds(buf, off, bits);
 			if (len - off < 8)
 				bits &= (1ULL << (8 * (len - off))) - 1;
 			off += 8;
@@ -291,7 +305,8 @@ static HTTP_INLINE int http_scan_step(struct http_scan *s, const __u8 *buf)
 	}
 	s->newlines = bits & (bits - 1);
 	http_line_feed(s, buf, s->word + http_lowest_byte(bits));
-	return 0;
+	/* Saves the step that would only find this out. */
+	return http_scan_over(s);
 }
 
 #endif
