@@ -65,25 +65,77 @@ struct {
 	__type(value, struct http_counts);
 } COUNTS SEC(".maps");
 
-/* TCP sockets seen before, by address:
- *   - sockets that connected (SYN_SENT to ESTABLISHED): the client end of a connection, on
- *     which nothing is counted (a client sends requests and receives responses), so their
- *     reads and writes cost one lookup instead of a copy;
- *   - sockets already found to be the socket their process's fd names: the checks take five
- *     kernel reads, the lookup one.
- * An entry goes when its socket closes (its memory may become another socket). */
-struct socket_owner {
+/* Per CPU, the counts of the process that last recorded on it and are not yet in COUNTS.
+ * User space adds them to COUNTS[tgid] when the start times match. */
+struct pending_counts {
 	__u32 tgid;
-	__u32 fd;
-	__u32 client;
+	__u32 seq; /* odd while the counts move to COUNTS */
+	struct http_counts counts;
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, struct socket_owner);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pending_counts);
+} PENDING SEC(".maps");
+
+/* TCP sockets seen before, by address:
+ *   - sockets that connected (SYN_SENT to ESTABLISHED): the client end of a connection, on
+ *     which nothing is counted (a client sends requests and receives responses), so their
+ *     reads and writes cost one array load instead of a copy;
+ *   - sockets already found to be the socket their process's fd names: the checks take five
+ *     kernel reads, the slot one load.
+ * A direct-mapped cache, not a hash map: an array lookup is inlined by the verifier, where a
+ * hash lookup is a call and a bucket walk (about 50 ns here, and it ran four times per HTTP
+ * request). Two sockets that share a slot take turns; the one evicted is checked again when
+ * next seen, which costs time, never correctness (a client end also counts nothing when
+ * checked in full). A slot is cleared when its socket closes (its memory may become another
+ * socket). */
+#define SOCKET_SLOTS 16384
+/* Owner of a client end: no process's fd. */
+#define CLIENT_OWNER (~0ULL)
+
+struct socket_slot {
+	__u64 sk;
+	__u64 owner; /* tgid << 32 | fd, or CLIENT_OWNER */
+	/* Slots are written without locks: a slot mixing two writers' fields fails this check
+	 * (odd multiplier: a mixed slot passes only if the sockets' address difference times it
+	 * equals their owners' difference). */
+	__u64 check;
+};
+
+#define SOCKET_CHECK_MUL 0x9e3779b97f4a7c15ULL
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SOCKET_SLOTS);
+	__type(key, __u32);
+	__type(value, struct socket_slot);
 } SOCKETS SEC(".maps");
+
+static __always_inline struct socket_slot *socket_slot(__u64 sk)
+{
+	/* Fibonacci hashing: sockets are slab objects, so the low address bits repeat. */
+	__u32 index = (sk * SOCKET_CHECK_MUL) >> 50;
+	return bpf_map_lookup_elem(&SOCKETS, &index);
+}
+
+/* The owner cached for `sk`, or 0 if its slot holds another socket (or nothing). */
+static __always_inline __u64 cached_owner(const struct socket_slot *slot, __u64 sk)
+{
+	__u64 owner = slot->owner;
+	if (slot->sk != sk || slot->check != sk * SOCKET_CHECK_MUL + owner)
+		return 0;
+	return owner;
+}
+
+static __always_inline void cache_owner(struct socket_slot *slot, __u64 sk, __u64 owner)
+{
+	slot->sk = sk;
+	slot->owner = owner;
+	slot->check = sk * SOCKET_CHECK_MUL + owner;
+}
 
 /* The scan state lives in map memory, not on the stack: values loaded from a map are
  * unknown to the verifier, so bpf_loop's callback is verified once instead of once per
@@ -171,11 +223,10 @@ static __always_inline int is_syscall_socket(struct task_struct *task, unsigned 
 
 /* A TCP (or, if asked, unix) stream socket, and the one the syscall's fd names? */
 static __always_inline int wanted_socket(struct task_struct *task, unsigned long fd, struct sock *sk,
-					 struct socket_owner *known)
+					 struct socket_slot *slot, __u64 cached)
 {
-	__u64 key = (__u64)sk;
-	struct socket_owner owner = { .tgid = task->tgid, .fd = fd };
-	if (known && known->tgid == owner.tgid && known->fd == owner.fd)
+	__u64 owner = (__u64)task->tgid << 32 | (__u32)fd;
+	if (cached == owner)
 		return 1;
 	if (BPF_CORE_READ(sk, sk_type) != SOCK_STREAM)
 		return 0;
@@ -185,39 +236,84 @@ static __always_inline int wanted_socket(struct task_struct *task, unsigned long
 		return 0;
 	if (!is_syscall_socket(task, fd, sk))
 		return 0;
-	/* Only TCP: its close is seen (below), so an entry never outlives its socket. */
+	/* Only TCP: its close is seen (below), so a slot never outlives its socket. */
 	if (inet)
-		bpf_map_update_elem(&SOCKETS, &key, &owner, BPF_ANY);
+		cache_owner(slot, (__u64)sk, owner);
 	return 1;
 }
 
+/* Adds `n` responses with status `code` to `counts`; a code past its MAX_CODES slots is
+ * dropped. */
+static __always_inline void add_responses(struct http_counts *counts, __u16 code, __u64 n)
+{
+	for (int slot = 0; slot < MAX_CODES; slot++) {
+		if (counts->codes[slot] == code || counts->codes[slot] == 0) {
+			counts->codes[slot] = code;
+			counts->responses[slot] += n;
+			return;
+		}
+	}
+}
+
+/* Makes `tgid` (started at `start_time`) the CPU's pending process: the previous one's
+ * counts move to COUNTS, and the new one gets its COUNTS entry if it has none, so that
+ * user space sees the process from its first request on. Returns 0 if that fails. */
+static __always_inline int switch_pending(struct pending_counts *pending, __u32 tgid, __u64 start_time)
+{
+	/* Odd while the counts move: user space reading then could see them twice or not at
+	 * all, and reads again. Volatile, so that the compiler keeps the stores in order (x86
+	 * keeps them in order for other CPUs). */
+	volatile __u32 *seq = &pending->seq;
+	*seq = *seq + 1;
+	__u32 old_tgid = pending->tgid;
+	struct http_counts *old = old_tgid ? bpf_map_lookup_elem(&COUNTS, &old_tgid) : 0;
+	/* No entry: the process has exited and its counts go with it. */
+	if (old && old->start_time == pending->counts.start_time) {
+		old->requests += pending->counts.requests;
+		for (int i = 0; i < MAX_CODES; i++) {
+			if (pending->counts.codes[i] == 0)
+				break;
+			add_responses(old, pending->counts.codes[i], pending->counts.responses[i]);
+		}
+	}
+	__builtin_memset(&pending->counts, 0, sizeof(pending->counts));
+	pending->tgid = 0;
+	*seq = *seq + 1;
+	struct http_counts *counts = bpf_map_lookup_elem(&COUNTS, &tgid);
+	if (!counts || counts->start_time != start_time) {
+		/* New, or its pid's previous owner's entry outlived it (evicted from the CPU's
+		 * pending slot before its exit was seen): starts from zero. */
+		struct http_counts fresh = { .start_time = start_time };
+		if (bpf_map_update_elem(&COUNTS, &tgid, &fresh, BPF_ANY))
+			return 0;
+	}
+	pending->tgid = tgid;
+	pending->counts.start_time = start_time;
+	return 1;
+}
+
+/* Adds a scan's requests or status codes to the process's counts. They go to the CPU's
+ * pending slot when the same process had it last, which is the common case (a busy server
+ * on a CPU): an array lookup, inlined, instead of a hash lookup, a call. */
 static __always_inline void record(struct task_struct *task, struct http_scan *scan, int dir)
 {
+	__u32 zero = 0;
+	struct pending_counts *pending = bpf_map_lookup_elem(&PENDING, &zero);
+	if (!pending)
+		return;
 	__u32 tgid = task->tgid;
-	struct http_counts *counts = bpf_map_lookup_elem(&COUNTS, &tgid);
-	if (!counts) {
-		struct http_counts fresh = {};
-		fresh.start_time = BPF_CORE_READ(task, group_leader, start_time);
-		bpf_map_update_elem(&COUNTS, &tgid, &fresh, BPF_NOEXIST);
-		counts = bpf_map_lookup_elem(&COUNTS, &tgid);
-		if (!counts)
-			return;
-	}
+	__u64 start_time = task->group_leader->start_time;
+	if ((pending->tgid != tgid || pending->counts.start_time != start_time) &&
+	    !switch_pending(pending, tgid, start_time))
+		return;
 	if (dir == HTTP_DIR_READ) {
-		counts->requests += scan->requests;
+		pending->counts.requests += scan->requests;
 		return;
 	}
 	for (int i = 0; i < HTTP_SCAN_MAX_CODES; i++) {
 		if (i >= scan->ncodes)
 			break;
-		__u16 code = scan->codes[i];
-		for (int slot = 0; slot < MAX_CODES; slot++) {
-			if (counts->codes[slot] == code || counts->codes[slot] == 0) {
-				counts->codes[slot] = code;
-				counts->responses[slot]++;
-				break;
-			}
-		}
+		add_responses(&pending->counts, scan->codes[i], 1);
 	}
 }
 
@@ -231,9 +327,11 @@ static __always_inline int on_socket_io(struct bpf_raw_tracepoint_args *ctx, int
 		return 0;
 	if (flags & MSG_PEEK)
 		return 0; /* peeked data is read again: count it then */
-	__u64 key = (__u64)sk;
-	struct socket_owner *known = bpf_map_lookup_elem(&SOCKETS, &key);
-	if (known && known->client)
+	struct socket_slot *slot = socket_slot((__u64)sk);
+	if (!slot)
+		return 0;
+	__u64 cached = cached_owner(slot, (__u64)sk);
+	if (cached == CLIENT_OWNER)
 		return 0;
 	struct task_struct *task = bpf_get_current_task_btf();
 	/* Kernel threads have no syscall registers; 32-bit tasks use other numbers. */
@@ -302,7 +400,7 @@ static __always_inline int on_socket_io(struct bpf_raw_tracepoint_args *ctx, int
 	}
 	if (len < 8 || !http_scan_wanted(http_load_packed(scratch->buf, 0), dir))
 		return 0;
-	if (!wanted_socket(task, fd, sk, known))
+	if (!wanted_socket(task, fd, sk, slot, cached))
 		return 0;
 	scan(scratch, dir, len);
 	/* The other iovecs are copied only if the first does not show them to be body (a
@@ -338,13 +436,16 @@ int http_sock_send(struct bpf_raw_tracepoint_args *ctx)
 SEC("raw_tracepoint/inet_sock_set_state")
 int http_socket_state(struct bpf_raw_tracepoint_args *ctx)
 {
-	__u64 key = ctx->args[0];
+	__u64 sk = ctx->args[0];
 	int old_state = ctx->args[1], new_state = ctx->args[2];
+	struct socket_slot *slot = socket_slot(sk);
+	if (!slot)
+		return 0;
 	if (new_state == TCP_CLOSE) {
-		bpf_map_delete_elem(&SOCKETS, &key);
+		if (slot->sk == sk)
+			slot->sk = 0;
 	} else if (old_state == TCP_SYN_SENT && new_state == TCP_ESTABLISHED) {
-		struct socket_owner client = { .client = 1 };
-		bpf_map_update_elem(&SOCKETS, &key, &client, BPF_ANY);
+		cache_owner(slot, sk, CLIENT_OWNER);
 	}
 	return 0;
 }

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 use anyhow::Context as _;
-use aya::maps::PerCpuHashMap;
+use aya::maps::{PerCpuArray, PerCpuHashMap};
 use aya::programs::RawTracePoint;
 
 use crate::shared_reading::SharedReading;
@@ -24,6 +24,22 @@ struct RawCounts {
 
 // SAFETY: plain integers with no padding-dependent invariants; any bit pattern is valid.
 unsafe impl aya::Pod for RawCounts {}
+
+/// Mirrors `struct pending_counts`: per CPU, counts not yet moved to COUNTS.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+struct RawPending {
+    tgid: u32,
+    /// Odd while the program moves the counts to COUNTS.
+    seq: u32,
+    counts: RawCounts,
+}
+
+// SAFETY: as for RawCounts.
+unsafe impl aya::Pod for RawPending {}
+
+/// Readings of PENDING and COUNTS tried before taking one that raced with a move.
+const CONSISTENT_READ_TRIES: usize = 5;
 
 /// One process's counters since its entry was created, summed over CPUs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -88,27 +104,69 @@ impl HttpProbe {
         LAST.get((), || self.read())
     }
 
-    /// Every process's counters.
+    /// Every process's counters: COUNTS, plus each CPU's pending counts for the process
+    /// if it is the same process (same start time). PENDING is read before and after
+    /// COUNTS; if the program moved pending counts in between, they could be seen twice
+    /// or not at all, so the reading is taken again.
     fn read(&self) -> anyhow::Result<HashMap<u32, ProcessCounts>> {
-        let map: PerCpuHashMap<_, u32, RawCounts> =
+        let counts: PerCpuHashMap<_, u32, RawCounts> =
             PerCpuHashMap::try_from(self.ebpf.map("COUNTS").context("no COUNTS map")?)?;
-        let mut processes = HashMap::new();
-        for entry in map.iter() {
-            // An entry deleted between listing keys and reading it is simply gone.
-            let Ok((tgid, per_cpu)) = entry else { continue };
-            let mut counts = ProcessCounts::default();
-            for cpu in per_cpu.iter() {
-                counts.start_time = counts.start_time.max(cpu.start_time);
-                counts.requests += cpu.requests;
-                for (&code, &count) in cpu.codes.iter().zip(&cpu.responses) {
-                    if code != 0 {
-                        *counts.responses.entry(code).or_default() += count;
-                    }
+        let pending: PerCpuArray<_, RawPending> =
+            PerCpuArray::try_from(self.ebpf.map("PENDING").context("no PENDING map")?)?;
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let before = pending.get(&0, 0)?;
+            let mut processes = read_counts(&counts);
+            let after = pending.get(&0, 0)?;
+            let moved = before
+                .iter()
+                .zip(after.iter())
+                .any(|(then, now)| then.seq != now.seq || now.seq % 2 == 1);
+            if moved && tries < CONSISTENT_READ_TRIES {
+                continue;
+            }
+            for cpu in after.iter() {
+                if let Some(process) = processes.get_mut(&cpu.tgid)
+                    && process.start_time == cpu.counts.start_time
+                {
+                    process.add(&cpu.counts);
                 }
             }
-            processes.insert(tgid, counts);
+            return Ok(processes);
         }
-        Ok(processes)
+    }
+}
+
+/// COUNTS, summed over CPUs.
+fn read_counts(
+    map: &PerCpuHashMap<&aya::maps::MapData, u32, RawCounts>,
+) -> HashMap<u32, ProcessCounts> {
+    let mut processes = HashMap::new();
+    for entry in map.iter() {
+        // An entry deleted between listing keys and reading it is simply gone.
+        let Ok((tgid, per_cpu)) = entry else { continue };
+        let mut counts = ProcessCounts::default();
+        for cpu in per_cpu.iter() {
+            // CPUs that never counted for the process hold zeros.
+            counts.start_time = counts.start_time.max(cpu.start_time);
+        }
+        for cpu in per_cpu.iter() {
+            counts.add(cpu);
+        }
+        processes.insert(tgid, counts);
+    }
+    processes
+}
+
+impl ProcessCounts {
+    fn add(&mut self, raw: &RawCounts) {
+        self.requests += raw.requests;
+        for (&code, &count) in raw.codes.iter().zip(&raw.responses) {
+            if code != 0 {
+                *self.responses.entry(code).or_default() += count;
+            }
+        }
     }
 }
 

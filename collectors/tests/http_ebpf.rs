@@ -229,13 +229,19 @@ impl Watcher {
 }
 
 fn start_server(mode: &str) -> (Killed, String) {
+    start_server_on(mode, None)
+}
+
+/// A server pinned to `cpu`, if given.
+fn start_server_on(mode: &str, cpu: Option<usize>) -> (Killed, String) {
     let dir = tempfile::tempdir().expect("tempdir").keep();
     let ready = dir.join("ready");
-    let child = Command::new("python3")
-        .args([SERVERS, mode])
-        .arg(&ready)
-        .spawn()
-        .expect("python3 runs");
+    let mut command = Command::new("python3");
+    command.args([SERVERS, mode]).arg(&ready);
+    if let Some(cpu) = cpu {
+        command.env("HTTP_SERVER_CPU", cpu.to_string());
+    }
+    let child = command.spawn().expect("python3 runs");
     let deadline = Instant::now() + Duration::from_secs(10);
     while !ready.exists() {
         assert!(Instant::now() < deadline, "{mode} server did not start");
@@ -339,6 +345,33 @@ fn each_syscall_family_counts_every_request_and_response() {
             "{mode}: (requests, 200s, 404s)"
         );
     }
+}
+
+#[test]
+fn processes_taking_turns_on_one_cpu_keep_exact_counts() {
+    if !bpf_allowed() {
+        return;
+    }
+    let plugin = Plugin::start(&[]);
+    // Both on CPU 0: each request moves that CPU's pending counts from one process to the
+    // other (switch_pending in bpf/http.bpf.c), and none may be lost or counted twice.
+    let (first, first_port) = start_server_on("readwrite", Some(0));
+    let (second, second_port) = start_server_on("readwrite", Some(0));
+    let mut to_first = TcpStream::connect(format!("[::1]:{first_port}")).expect("connect");
+    let mut to_second = TcpStream::connect(format!("[::1]:{second_port}")).expect("connect");
+    exchange(&mut to_first, &get("/"), 1);
+    exchange(&mut to_second, &get("/"), 1);
+    let mut take_turns = || {
+        for i in 0..10 {
+            let path = if i % 5 == 0 { "/missing" } else { "/" };
+            exchange(&mut to_first, &get(path), 1);
+            exchange(&mut to_second, &get("/"), 1);
+        }
+    };
+    let first_counts = measure(&plugin, first.0.id(), &mut take_turns);
+    assert_eq!(first_counts, (10, 8, 2), "first: (requests, 200s, 404s)");
+    let second_counts = measure(&plugin, second.0.id(), &mut take_turns);
+    assert_eq!(second_counts, (10, 10, 0), "second: (requests, 200s, 404s)");
 }
 
 #[test]

@@ -1,6 +1,6 @@
 """Tiny HTTP servers for the eBPF tests, each using one family of syscalls.
 
-usage: http_servers.py MODE READY_FILE
+usage: [HTTP_SERVER_CPU=N] http_servers.py MODE READY_FILE
 MODE: readwrite (read/write), recvsend (recvfrom/sendto), msg (recvmsg/sendmsg),
       vec (readv/writev), unix (AF_UNIX stream with recv/send), noise (no server: HTTP-looking
       bytes through a file, a pipe, UDP and a unix socket pair, which must count nothing).
@@ -14,6 +14,9 @@ import tempfile
 import time
 
 MODE, READY = sys.argv[1], sys.argv[2]
+if os.environ.get("HTTP_SERVER_CPU"):
+    # Pinned, so that tests can make processes take turns on one CPU.
+    os.sched_setaffinity(0, {int(os.environ["HTTP_SERVER_CPU"])})
 REQUEST = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
 
 
