@@ -7,6 +7,7 @@ typedef uint8_t __u8;
 typedef uint16_t __u16;
 typedef uint32_t __u32;
 typedef uint64_t __u64;
+typedef int64_t __s64;
 #define HTTP_INLINE inline __attribute__((always_inline))
 
 #include "http_scan.h"
@@ -16,12 +17,16 @@ struct scope_http_found {
 	uint32_t requests;
 	uint32_t ncodes;
 	uint16_t codes[HTTP_SCAN_MAX_CODES];
+	uint32_t single_pass; /* 1 if http_scan_single did the scan */
+	uint32_t next_message; /* where a message after the last one counted would start */
 };
 
 /* Scans `buf` as the BPF program scans a syscall buffer of `len` bytes in direction
- * `dir`. Returns 0 if the prefilter skipped it, 1 if it was scanned into `out`, and -1 if
- * the scan did not end within the BPF program's step limit (a bug). */
-int scope_http_scan(const unsigned char *buf, uint32_t len, int dir, struct scope_http_found *out)
+ * `dir` (with `steps_only`, without trying the single pass first, so that tests can
+ * compare the two). Returns 0 if the prefilter skipped it, 1 if it was scanned into `out`,
+ * and -1 if the scan did not end within the BPF program's step limit (a bug). */
+int scope_http_scan(const unsigned char *buf, uint32_t len, int dir, int steps_only,
+		    struct scope_http_found *out)
 {
 	memset(out, 0, sizeof(*out));
 	/* The BPF scratch buffer holds stale bytes past `len`: line feeds here, so that a scan
@@ -34,10 +39,12 @@ int scope_http_scan(const unsigned char *buf, uint32_t len, int dir, struct scop
 		return 0;
 	struct http_scan scan;
 	http_scan_init(&scan, dir, n);
-	int ended = 0;
+	int ended = !steps_only && http_scan_single(&scan, copy);
+	out->single_pass = ended;
 	for (int step = 0; step < HTTP_SCAN_MAX_STEPS && !ended; step++)
 		ended = http_scan_step(&scan, copy);
 	out->requests = scan.requests;
+	out->next_message = scan.msg;
 	out->ncodes = scan.ncodes;
 	memcpy(out->codes, scan.codes, sizeof(out->codes));
 	return ended ? 1 : -1;

@@ -10,26 +10,64 @@ struct Found {
     requests: u32,
     ncodes: u32,
     codes: [u16; 8],
+    single_pass: u32,
+    next_message: u32,
 }
 
 unsafe extern "C" {
-    fn scope_http_scan(buf: *const u8, len: u32, dir: c_int, out: *mut Found) -> c_int;
+    fn scope_http_scan(
+        buf: *const u8,
+        len: u32,
+        dir: c_int,
+        steps_only: c_int,
+        out: *mut Found,
+    ) -> c_int;
 }
 
 /// The scan bound of the BPF program.
 const SCAN_MAX: usize = 1024;
 
-/// What the classifier finds in one syscall buffer: requests counted when reading,
-/// status codes when writing.
-fn classify(buffer: &[u8], writing: bool) -> (u32, Vec<u16>) {
+/// One scan as the BPF program does it (or, with `steps_only`, without the single pass).
+fn scan(buffer: &[u8], writing: bool, steps_only: bool) -> Found {
     let mut found = Found::default();
     let len = u32::try_from(buffer.len()).expect("test buffers are small");
     // SAFETY: `buffer` is valid for `len` bytes and `found` is a valid, exclusive out
     // pointer to a struct with the C layout.
-    let status = unsafe { scope_http_scan(buffer.as_ptr(), len, c_int::from(writing), &mut found) };
+    let status = unsafe {
+        scope_http_scan(
+            buffer.as_ptr(),
+            len,
+            c_int::from(writing),
+            c_int::from(steps_only),
+            &mut found,
+        )
+    };
     assert!(status >= 0, "the scan ran out of steps on {buffer:?}");
-    let ncodes = usize::try_from(found.ncodes).expect("at most 8");
-    (found.requests, found.codes[..ncodes].to_vec())
+    found
+}
+
+/// What the classifier finds in one syscall buffer: requests counted when reading,
+/// status codes when writing. Every buffer a test classifies is also scanned by the steps
+/// alone, which must agree with the single pass wherever that applies.
+fn classify(buffer: &[u8], writing: bool) -> (u32, Vec<u16>) {
+    // The next message's start decides whether the program copies more iovecs.
+    let result = |found: Found| {
+        let ncodes = usize::try_from(found.ncodes).expect("at most 8");
+        (
+            found.requests,
+            found.codes[..ncodes].to_vec(),
+            found.next_message,
+        )
+    };
+    let (requests, codes, next_message) = result(scan(buffer, writing, false));
+    let by_steps = result(scan(buffer, writing, true));
+    assert_eq!(
+        (requests, &codes, next_message),
+        (by_steps.0, &by_steps.1, by_steps.2),
+        "the single pass and the steps disagree on {:?}",
+        String::from_utf8_lossy(buffer)
+    );
+    (requests, codes)
 }
 
 fn requests(buffer: &[u8]) -> u32 {
@@ -118,6 +156,51 @@ fn pipelined_responses_with_bodies_each_count() {
     let one = |code: u16| format!("HTTP/1.1 {code} X\r\nContent-Length: 6\r\n\r\nhello\n");
     let batch: String = [200, 404, 200, 500].map(one).concat();
     assert_eq!(codes(batch.as_bytes()), [200, 404, 200, 500]);
+}
+
+#[test]
+fn the_single_pass_takes_the_common_shapes_and_leaves_the_rest() {
+    let single = |buffer: &[u8], writing: bool| scan(buffer, writing, false).single_pass == 1;
+    // wrk's request; nginx's response headers (its body goes in another iovec).
+    assert!(single(
+        b"GET / HTTP/1.1\r\nHost: 127.0.0.1:18080\r\n\r\n",
+        false
+    ));
+    let nginx =
+        b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Wed, 25 Nov 2026 05:47:54 GMT\r\n\
+Content-Type: text/plain\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\n";
+    assert!(single(nginx, true));
+    // Its body is not in the buffer: the next message would start after it.
+    assert_eq!(
+        scan(nginx, true, false).next_message as usize,
+        nginx.len() + 2
+    );
+    // Two messages, a body after the headers, or no blank line: the steps do it.
+    assert!(!single(&get_twice(), false));
+    assert!(!single(
+        b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi",
+        false
+    ));
+    assert!(!single(b"GET / HTTP/1.1\r\nHost: x\r\n", false));
+}
+
+#[test]
+fn content_length_right_after_a_short_c_header_is_found_at_every_alignment() {
+    // Both line feeds before a 'c' can fall in one word, where the single pass defers to
+    // the steps; either way the body must be skipped.
+    for pad in 0..16 {
+        let headers = format!(
+            "HTTP/1.1 200 OK\r\nX: {}\r\nc: 1\r\nContent-Length: 5\r\n\r\n",
+            "a".repeat(pad)
+        );
+        classify(headers.as_bytes(), true);
+        let next = scan(headers.as_bytes(), true, false).next_message as usize;
+        assert_eq!(next, headers.len() + 5, "{headers:?}");
+    }
+}
+
+fn get_twice() -> Vec<u8> {
+    [&b"GET / HTTP/1.1\r\n\r\n"[..], b"GET / HTTP/1.1\r\n\r\n"].concat()
 }
 
 #[test]
@@ -231,7 +314,17 @@ fn generated_pipelines_of_requests_count_exactly() {
             }
         }
         assert_eq!(requests(buffer.as_bytes()), expected, "{buffer:?}");
+        // The first request's headers alone (classify compares both scans on them).
+        classify(first_headers(&buffer), false);
     }
+}
+
+/// The first message's headers with their blank line, as a peer may write them apart
+/// from the body: the single pass applies, and must find the Content-Length as the steps
+/// do.
+fn first_headers(buffer: &str) -> &[u8] {
+    let end = buffer.find("\r\n\r\n").map_or(buffer.len(), |at| at + 4);
+    &buffer.as_bytes()[..end]
 }
 
 #[test]
@@ -264,6 +357,7 @@ fn generated_pipelines_of_responses_give_exact_codes() {
             }
         }
         assert_eq!(codes(buffer.as_bytes()), expected, "{buffer:?}");
+        classify(first_headers(&buffer), true);
     }
 }
 
