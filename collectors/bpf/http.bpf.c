@@ -292,8 +292,8 @@ static __always_inline int switch_pending(struct pending_counts *pending, __u32 
 	*seq = *seq + 1;
 	struct http_counts *counts = bpf_map_lookup_elem(&COUNTS, &tgid);
 	if (!counts || counts->start_time != start_time) {
-		/* New, or its pid's previous owner's entry outlived it (evicted from the CPU's
-		 * pending slot before its exit was seen): starts from zero. */
+		/* No entry yet, or this CPU's copy of it is still zero (the entry was made on
+		 * another CPU): this CPU's copy starts from zero with the start time. */
 		struct http_counts fresh = { .start_time = start_time };
 		if (bpf_map_update_elem(&COUNTS, &tgid, &fresh, BPF_ANY))
 			return 0;
