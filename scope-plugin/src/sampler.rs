@@ -8,6 +8,7 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -21,8 +22,13 @@ use crate::ids::{NodeKey, ThisHost};
 use crate::report::{Finite, Metric, MetricTemplate, PluginSpec, Report, Topology};
 use crate::timestamp::Timestamp;
 
-/// How long a finished collector waits for others before the snapshot is rebuilt.
+/// How long a finished collector waits for others still running before the snapshot is
+/// rebuilt; when none is running, the rebuild starts at once.
 const REBUILD_DEBOUNCE: Duration = Duration::from_millis(20);
+
+/// A rebuild that took less than this last time runs on the async worker itself: handing
+/// a small report to the blocking pool costs two thread wake-ups, more than building it.
+const INLINE_REBUILD_LIMIT: Duration = Duration::from_millis(1);
 
 /// Settings shared by every collector of a plugin.
 #[derive(Debug, Clone)]
@@ -72,6 +78,10 @@ pub struct Sampler {
     slots: Mutex<Vec<Slot>>,
     snapshot: RwLock<Bytes>,
     changed: Notify,
+    /// Samples started and not yet recorded.
+    samples_running: AtomicUsize,
+    /// How long the last rebuild took, in nanoseconds.
+    last_rebuild_ns: AtomicU64,
 }
 
 /// The outcome of one sample.
@@ -108,8 +118,12 @@ impl Sampler {
             slots: Mutex::new(slots),
             snapshot: RwLock::new(Bytes::new()),
             changed: Notify::new(),
+            samples_running: AtomicUsize::new(0),
+            last_rebuild_ns: AtomicU64::new(0),
         });
         sampler.rebuild();
+        // That build held no values: until a real one is timed, build on the pool.
+        sampler.last_rebuild_ns.store(u64::MAX, Ordering::Relaxed);
         sampler
     }
 
@@ -158,9 +172,23 @@ impl Sampler {
         tasks.push(tokio::spawn(async move {
             loop {
                 sampler.changed.notified().await;
-                // Collectors on one interval finish within moments of each other: wait a
-                // little so they share one rebuild (Notify keeps a single permit).
-                tokio::time::sleep(REBUILD_DEBOUNCE).await;
+                // Collectors on one interval finish within moments of each other: wait for
+                // those still running, up to a limit, so they share one rebuild (Notify
+                // keeps a single permit). At idle nothing is left running and no timer
+                // wakes the process.
+                let deadline = tokio::time::Instant::now() + REBUILD_DEBOUNCE;
+                while sampler.samples_running.load(Ordering::Acquire) > 0 {
+                    tokio::select! {
+                        () = sampler.changed.notified() => {}
+                        () = tokio::time::sleep_until(deadline) => break,
+                    }
+                }
+                if Duration::from_nanos(sampler.last_rebuild_ns.load(Ordering::Relaxed))
+                    < INLINE_REBUILD_LIMIT
+                {
+                    sampler.rebuild();
+                    continue;
+                }
                 // A big report takes tens of milliseconds to build: off the async workers,
                 // so /report never waits behind it.
                 let builder = Arc::clone(&sampler);
@@ -196,6 +224,7 @@ impl Sampler {
     /// Takes one sample of collector `index` and records it; returns the outcome.
     pub(crate) async fn sample(&self, index: usize, runner: &mut Runner) -> Outcome {
         self.lock_slots()[index].stats.running = true;
+        let in_flight = SampleRunning::start(&self.samples_running);
         let started = Instant::now();
         let context = self.context(runner.last_start.map(|at| started.duration_since(at)));
         runner.last_start = Some(started);
@@ -205,6 +234,7 @@ impl Sampler {
             .unwrap_or_else(|| self.interval_of(runner.collector));
         let mut outcome = runner.run(context, timeout).await;
         self.record(index, &mut outcome, started.elapsed());
+        drop(in_flight);
         self.changed.notify_one();
         outcome
     }
@@ -252,8 +282,11 @@ impl Sampler {
 
     /// Builds the report from every slot's latest values and swaps it in.
     fn rebuild(&self) {
+        let started = Instant::now();
         let report = self.build_report();
         let body = Bytes::from(report.to_json());
+        let took = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.last_rebuild_ns.store(took, Ordering::Relaxed);
         *self
             .snapshot
             .write()
@@ -298,6 +331,23 @@ impl Sampler {
             }
         }
         report
+    }
+}
+
+/// Counts one sample in `samples_running` while alive, so a sampling task that is
+/// cancelled halfway (shutdown) does not leave the count up.
+struct SampleRunning<'a>(&'a AtomicUsize);
+
+impl<'a> SampleRunning<'a> {
+    fn start(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::AcqRel);
+        Self(count)
+    }
+}
+
+impl Drop for SampleRunning<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

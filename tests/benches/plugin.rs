@@ -54,16 +54,39 @@ fn main() {
 // ---------------------------------------------------------------------------------------
 // Processes
 
-struct Process(Child);
+struct Process {
+    child: Child,
+    /// Reaped outside `Child` (by `wait4`): its pid may be reused, so never signal it.
+    reaped: bool,
+}
 
 impl Process {
     fn pid(&self) -> u32 {
-        self.0.id()
+        self.child.id()
     }
     fn stop(mut self) {
         // SAFETY: kill(2) on a child we own and have not reaped.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        let _ = self.0.wait();
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+
+    /// Stops the process and returns the CPU time all its threads used, exited ones
+    /// included, to the microsecond (`/proc/<pid>/stat` counts in 10 ms ticks).
+    fn stop_and_cpu_time(mut self) -> Duration {
+        let pid = self.child.id() as libc::pid_t;
+        // SAFETY: kill(2) on a child we own and have not reaped.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let mut status = 0;
+        // SAFETY: an all-zero rusage is valid; wait4 fills it in.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: wait4 on our own child, with pointers to live locals.
+        let reaped = unsafe { libc::wait4(pid, &raw mut status, 0, &raw mut usage) };
+        assert_eq!(reaped, pid, "wait4: {}", std::io::Error::last_os_error());
+        self.reaped = true;
+        let time = |t: libc::timeval| {
+            Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+        };
+        time(usage.ru_utime) + time(usage.ru_stime)
     }
 }
 
@@ -71,14 +94,17 @@ impl Drop for Process {
     /// SIGTERM first, even when a section panics: SIGKILL on nginx's master leaves its
     /// worker running, busy, and skewing every later figure.
     fn drop(&mut self) {
+        if self.reaped {
+            return;
+        }
         // SAFETY: kill(2) on a child we own and have not reaped.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let deadline = Instant::now() + Duration::from_secs(2);
-        while matches!(self.0.try_wait(), Ok(None)) && Instant::now() < deadline {
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -95,7 +121,10 @@ fn spawn(binary: &Path, args: &[&str], env: &[(&str, String)]) -> Process {
     for (key, value) in env {
         command.env(key, value);
     }
-    Process(command.spawn().expect("spawn"))
+    Process {
+        child: command.spawn().expect("spawn"),
+        reaped: false,
+    }
 }
 
 /// Starts a plugin under a fresh root; returns it, its socket and the root (kept alive).
@@ -195,23 +224,6 @@ fn rss_kib(pid: u32) -> u64 {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
-}
-
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the ")" that ends the command name: utime is the 12th, stime the 13th.
-    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = fields
-        .get(11)
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(0.0)
-        + fields
-            .get(12)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0);
-    // SAFETY: sysconf has no preconditions.
-    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
 }
 
 // ---------------------------------------------------------------------------------------
@@ -422,34 +434,51 @@ fn idle() {
         ours as f64 / floors as f64,
         yes(ours < 8 * 1024)
     );
-    // Polled once a second like the probe, for one minute.
-    let (cpu_before, floor_before) = (cpu_seconds(plugin.pid()), cpu_seconds(floor.pid()));
-    let started = Instant::now();
-    for second in 1..=60 {
-        poll_many(&runtime, &socket, 1, true);
-        poll_many(&runtime, &floor_socket, 1, true);
-        let next = Duration::from_secs(second);
-        if let Some(wait) = next.checked_sub(started.elapsed()) {
-            std::thread::sleep(wait);
-        }
-    }
-    let minutes = started.elapsed().as_secs_f64() / 60.0;
-    let ours = (cpu_seconds(plugin.pid()) - cpu_before) / minutes;
-    let floors = (cpu_seconds(floor.pid()) - floor_before) / minutes;
+    plugin.stop();
+    floor.stop();
+
+    // CPU: fresh servers polled once a second for a minute, and others only started and
+    // stopped; the difference is the minute's cost, without start-up and shutdown.
+    let start_both = || {
+        [
+            start_plugin(&collectors, "scope-collectors", &no_ebpf, &[]),
+            start_floor(&body),
+        ]
+    };
+    let minute = cpu_times_when_polled(&runtime, start_both(), 60);
+    let no_time = cpu_times_when_polled(&runtime, start_both(), 0);
+    let per_minute = |i: usize| minute[i].saturating_sub(no_time[i]).as_secs_f64();
+    let (ours, floors) = (per_minute(0), per_minute(1));
     println!(
-        "| CPU per minute, polled every second (sampling 4 collectors every second) | {:.0} ms ({:.3}% of a core) | {:.0} ms | {} | < 0.1% of a core: {} |",
+        "| CPU per minute, polled every second on one kept-alive connection (sampling 4 collectors every second) | {:.1} ms ({:.3}% of a core) | {:.1} ms | {:.1} | < 0.1% of a core: {} |",
         ours * 1000.0,
         ours / 60.0 * 100.0,
         floors * 1000.0,
-        if floors > 0.0 {
-            format!("{:.1}", ours / floors)
-        } else {
-            String::from("n/a (floor < 1 tick)")
-        },
+        ours / floors,
         yes(ours / 60.0 < 0.001)
     );
-    plugin.stop();
-    floor.stop();
+}
+
+/// Polls each server once a second on its own kept-alive connection, as the probe does,
+/// for `seconds`, then stops them; returns each one's CPU time over its whole life.
+fn cpu_times_when_polled<const N: usize>(
+    runtime: &tokio::runtime::Runtime,
+    servers: [(Process, PathBuf, tempfile::TempDir); N],
+    seconds: u64,
+) -> [Duration; N] {
+    let mut clients = servers
+        .each_ref()
+        .map(|(_, socket, _)| ProbeClient::new(socket));
+    let started = Instant::now();
+    for second in 1..=seconds {
+        for client in &mut clients {
+            runtime.block_on(client.get_report()).expect("poll");
+        }
+        if let Some(wait) = Duration::from_secs(second).checked_sub(started.elapsed()) {
+            std::thread::sleep(wait);
+        }
+    }
+    servers.map(|(process, _, _dir)| process.stop_and_cpu_time())
 }
 
 // ---------------------------------------------------------------------------------------
