@@ -116,7 +116,7 @@ impl Plugin {
             options: cli.options.iter().cloned().collect::<HashMap<_, _>>(),
         };
         // One async worker: requests are tiny and few, and every extra worker adds wake-ups
-        // while idle. Collectors and rebuilds run on the blocking pool.
+        // while idle. Collectors and big rebuilds run on the blocking pool.
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
