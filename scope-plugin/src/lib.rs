@@ -28,6 +28,7 @@ pub mod collector;
 pub mod ids;
 mod plugin;
 pub mod report;
+mod runner;
 pub mod sampler;
 pub mod server;
 pub mod socket;

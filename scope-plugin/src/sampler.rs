@@ -1,12 +1,11 @@
 //! Background sampling: every collector on its own timer, results merged into a report
 //! snapshot that `/report` serves as is.
 //!
-//! A collector runs on the blocking pool under `catch_unwind` and a timeout, so a panic or
-//! a hang loses only that collector's values; `/report` never waits for a collector.
+//! A collector runs on the blocking pool under `catch_unwind` and a timeout (see
+//! [`crate::runner`]), so a panic or a hang loses only that collector's values; `/report`
+//! never waits for a collector.
 
-use std::any::Any;
 use std::collections::HashMap;
-use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -20,6 +19,7 @@ use tokio::task::JoinHandle;
 use crate::collector::{Collected, Collector, Context, Kind, Point, Registry, Value};
 use crate::ids::{NodeKey, ThisHost};
 use crate::report::{Finite, Metric, MetricTemplate, PluginSpec, Report, Topology};
+use crate::runner::{QuickJobs, Runner, run_in_background};
 use crate::timestamp::Timestamp;
 
 /// How long a finished collector waits for others still running before the snapshot is
@@ -82,6 +82,8 @@ pub struct Sampler {
     samples_running: AtomicUsize,
     /// How long the last rebuild took, in nanoseconds.
     last_rebuild_ns: AtomicU64,
+    /// The blocking-pool job shared by quick samples.
+    quick_jobs: Arc<QuickJobs>,
 }
 
 /// The outcome of one sample.
@@ -120,6 +122,7 @@ impl Sampler {
             changed: Notify::new(),
             samples_running: AtomicUsize::new(0),
             last_rebuild_ns: AtomicU64::new(0),
+            quick_jobs: Arc::default(),
         });
         sampler.rebuild();
         // That build held no values: until a real one is timed, build on the pool.
@@ -232,7 +235,7 @@ impl Sampler {
             .collector
             .timeout
             .unwrap_or_else(|| self.interval_of(runner.collector));
-        let mut outcome = runner.run(context, timeout).await;
+        let mut outcome = runner.run(context, timeout, &self.quick_jobs).await;
         self.record(index, &mut outcome, started.elapsed());
         drop(in_flight);
         self.changed.notify_one();
@@ -449,103 +452,6 @@ fn add_template(report: &mut Report, slot: &SlotView, series: Option<&str>) {
                 topology.insert_metadata_template(template);
             }
         }
-    }
-}
-
-/// Runs one collector, keeping its state between samples.
-#[derive(Debug)]
-pub(crate) struct Runner {
-    collector: &'static Collector,
-    state: Option<Box<dyn Any + Send>>,
-    /// A sample that outlived its timeout; the next one waits for it.
-    overdue: Option<JoinHandle<SampleResult>>,
-    last_start: Option<Instant>,
-}
-
-type SampleResult = (
-    Box<dyn Any + Send>,
-    Result<anyhow::Result<Collected>, String>,
-);
-
-impl Runner {
-    pub(crate) fn new(collector: &'static Collector) -> Self {
-        Self {
-            collector,
-            state: None,
-            overdue: None,
-            last_start: None,
-        }
-    }
-
-    async fn run(&mut self, context: Context, timeout: Duration) -> Outcome {
-        if let Some(overdue) = self.overdue.take() {
-            if !overdue.is_finished() {
-                // Still stuck: do not start another copy on the blocking pool.
-                self.overdue = Some(overdue);
-                return Outcome::TimedOut(timeout);
-            }
-            self.state = overdue.await.ok().map(|(state, _)| state);
-        }
-        let collector = self.collector;
-        let mut state = self.state.take().unwrap_or_else(collector.new_state);
-        let mut task = tokio::task::spawn_blocking(move || {
-            run_in_background();
-            let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                (collector.collect)(&mut *state, &context)
-            }))
-            .map_err(|panic| panic_message(&*panic));
-            (state, result)
-        });
-        match tokio::time::timeout(timeout, &mut task).await {
-            Ok(Ok((state, result))) => match result {
-                Ok(Ok(collected)) => {
-                    self.state = Some(state);
-                    Outcome::Collected(collected)
-                }
-                Ok(Err(error)) => {
-                    self.state = Some(state);
-                    Outcome::Failed(format!("{error:#}"))
-                }
-                // The state may be half-updated after a panic: start afresh.
-                Err(panic) => Outcome::Failed(format!("panicked: {panic}")),
-            },
-            Ok(Err(join_error)) => Outcome::Failed(format!("could not run: {join_error}")),
-            Err(_) => {
-                self.overdue = Some(task);
-                Outcome::TimedOut(timeout)
-            }
-        }
-    }
-}
-
-/// Lowers the calling thread's CPU priority (nice 10), once per thread.
-///
-/// Blocking-pool threads run only collectors and snapshot rebuilds: at a lower priority
-/// they yield the CPU to the async workers answering `/report`, which matters on small
-/// hosts where a big rebuild would otherwise share a core with a request.
-fn run_in_background() {
-    thread_local! {
-        static LOWERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-    }
-    LOWERED.with(|lowered| {
-        if !lowered.replace(true) {
-            // SAFETY: gettid and setpriority have no memory-safety preconditions; they
-            // affect only this thread. A failure (no permission) leaves the priority as is.
-            unsafe {
-                let thread = libc::gettid();
-                libc::setpriority(libc::PRIO_PROCESS, thread as libc::id_t, 10);
-            }
-        }
-    });
-}
-
-fn panic_message(panic: &(dyn Any + Send)) -> String {
-    if let Some(message) = panic.downcast_ref::<&str>() {
-        (*message).to_owned()
-    } else if let Some(message) = panic.downcast_ref::<String>() {
-        message.clone()
-    } else {
-        String::from("(no message)")
     }
 }
 

@@ -88,6 +88,9 @@ register_collector!(Collector {
 });
 register_collector!(Collector {
     enabled_by_default: false,
+    // A panic prints a backtrace when RUST_BACKTRACE is set, which can take hundreds of
+    // milliseconds on a loaded machine: the test is about the panic, not the timeout.
+    timeout: Some(Duration::from_secs(10)),
     ..metric("panics", Topology::Host, panics)
 });
 register_collector!(Collector {
