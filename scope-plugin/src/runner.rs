@@ -89,7 +89,8 @@ struct Queued {
 
 /// Where a queued sample is, seen from the collector waiting for it.
 enum Place {
-    Waiting,
+    /// Not started: taken out of the queue, to run alone.
+    Waiting(Job),
     Running {
         since: Instant,
     },
@@ -179,17 +180,17 @@ impl QuickJobs {
         queue.current = None;
         let done = std::mem::take(&mut queue.done);
         drop(queue);
-        for (_, reply, finished) in done {
-            // The collector may have stopped waiting (shutdown): nothing to tell it then.
-            let _ = reply.send(finished);
-        }
+        answer(done);
         None
     }
 
+    /// Where `ticket` is; one that has not started is taken out of the queue.
     fn place(&self, ticket: u64) -> Place {
         let mut queue = self.lock();
-        if queue.waiting.iter().any(|queued| queued.ticket == ticket) {
-            return Place::Waiting;
+        if let Some(position) = queue.waiting.iter().position(|q| q.ticket == ticket)
+            && let Some(queued) = queue.waiting.remove(position)
+        {
+            return Place::Waiting(queued.job);
         }
         if let Some(position) = queue.done.iter().position(|(done, ..)| *done == ticket) {
             return Place::Done(queue.done.swap_remove(position).2);
@@ -198,13 +199,6 @@ impl QuickJobs {
             Some((current, since)) if current == ticket => Place::Running { since },
             _ => Place::Answered,
         }
-    }
-
-    /// Takes a sample that has not started out of the queue.
-    fn take_back(&self, ticket: u64) -> Option<Job> {
-        let mut queue = self.lock();
-        let position = queue.waiting.iter().position(|q| q.ticket == ticket)?;
-        queue.waiting.remove(position).map(|queued| queued.job)
     }
 
     /// Gives up on the job running `ticket` past its timeout: a new job takes the queue.
@@ -217,9 +211,7 @@ impl QuickJobs {
             queue.generation += 1;
             queue.current = None;
             // What the stuck job finished before is answered now, not when it returns.
-            for (_, reply, finished) in std::mem::take(&mut queue.done) {
-                let _ = reply.send(finished);
-            }
+            answer(std::mem::take(&mut queue.done));
             queue.job_running = !queue.waiting.is_empty();
             if !queue.job_running {
                 return;
@@ -227,6 +219,14 @@ impl QuickJobs {
             queue.generation
         };
         self.spawn_job(generation);
+    }
+}
+
+/// Sends finished samples to the collectors waiting for them.
+fn answer(done: Vec<(u64, oneshot::Sender<Finished>, Finished)>) {
+    for (_, reply, finished) in done {
+        // The collector may have stopped waiting (shutdown): nothing to tell it then.
+        let _ = reply.send(finished);
     }
 }
 
@@ -304,12 +304,10 @@ impl Runner {
             };
             match quick_jobs.place(queued) {
                 // Queued behind a slow or stuck sample: run it alone, with a whole timeout.
-                Place::Waiting => {
-                    if let Some(job) = quick_jobs.take_back(queued) {
-                        ticket = None;
-                        finished = job.spawn_alone();
-                        deadline = tokio::time::Instant::now() + timeout;
-                    }
+                Place::Waiting(job) => {
+                    ticket = None;
+                    finished = job.spawn_alone();
+                    deadline = tokio::time::Instant::now() + timeout;
                 }
                 // Its own timeout counts from its start, not from the queue.
                 Place::Running { since } if since.elapsed() < timeout => {
