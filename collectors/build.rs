@@ -30,6 +30,7 @@ fn main() {
         // Without clang (or libbpf-dev) the plugin still builds; the HTTP collector then
         // reports at run time that it has no BPF program, and the rest runs.
         Ok(output) => {
+            build_again_until_it_works();
             println!("cargo::warning=the eBPF HTTP collector is disabled: {clang} failed:");
             for line in String::from_utf8_lossy(&output.stderr).lines().take(10) {
                 println!("cargo::warning={line}");
@@ -37,6 +38,7 @@ fn main() {
             std::fs::write(&object, b"").expect("write placeholder");
         }
         Err(error) => {
+            build_again_until_it_works();
             println!(
                 "cargo::warning=the eBPF HTTP collector is disabled: cannot run {clang} ({error}); `make run` installs clang and libbpf-dev"
             );
@@ -47,4 +49,11 @@ fn main() {
         .file("bpf/http_scan_host.c")
         .warnings(true)
         .compile("http_scan_host");
+}
+
+/// Cargo cannot see clang being installed later, so without this the placeholder object
+/// would stay after `make setup` installs it. A path that does not exist makes cargo run
+/// this script on every build, until the program builds.
+fn build_again_until_it_works() {
+    println!("cargo::rerun-if-changed=bpf/.build-again-until-clang-works");
 }
