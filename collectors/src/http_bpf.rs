@@ -176,14 +176,48 @@ fn permission_hint(error: anyhow::Error) -> anyhow::Error {
         text.contains("Operation not permitted") || text.contains("Permission denied")
     });
     if denied {
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        let uid = unsafe { libc::geteuid() };
         error.context(format!(
-            "loading eBPF needs root, or CAP_BPF and CAP_PERFMON (running as uid {uid}); the other collectors keep running"
+            "loading eBPF needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN; {}; the other collectors keep running",
+            missing_privileges()
         ))
     } else {
         error
     }
+}
+
+/// What this process lacks to load eBPF, and how to grant it in a container.
+fn missing_privileges() -> String {
+    const CAP_SYS_ADMIN: u32 = 21;
+    const CAP_PERFMON: u32 = 38;
+    const CAP_BPF: u32 = 39;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    let effective = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
+            u64::from_str_radix(hex.trim(), 16).ok()
+        });
+    let Some(effective) = effective else {
+        return format!("this process runs as uid {uid}");
+    };
+    let has = |cap: u32| effective & (1 << cap) != 0;
+    let missing: Vec<&str> = [("CAP_BPF", CAP_BPF), ("CAP_PERFMON", CAP_PERFMON)]
+        .into_iter()
+        .filter(|&(_, cap)| !has(cap))
+        .map(|(name, _)| name)
+        .collect();
+    if missing.is_empty() || has(CAP_SYS_ADMIN) {
+        // The capabilities are there, so something else refused: in a container, most
+        // likely a seccomp profile without the bpf system call.
+        return format!(
+            "this process (uid {uid}) has them, so a seccomp profile or a security module refused the bpf system call"
+        );
+    }
+    format!(
+        "this process (uid {uid}) lacks {}: in Docker add --cap-add BPF --cap-add PERFMON (Docker 23 and later), or --cap-add SYS_ADMIN on older engines",
+        missing.join(" and ")
+    )
 }
 
 /// The process-wide probe, loaded on first use; a load error is kept and returned to

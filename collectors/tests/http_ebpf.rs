@@ -2,33 +2,19 @@
 //! read back from the plugin's /report. Needs root (or CAP_BPF + CAP_PERFMON); CI runs
 //! as root. Counts are recovered from the reported rates: Σ rate × (time between samples).
 
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use scope_plugin::check::{ProbeClient, judge, parse_rfc3339_nanos};
+use scope_plugin::check::ProbeClient;
+use scope_plugin_tests::http_counts::{
+    Watcher, bpf_allowed, exchange, get, wait_for_http_collectors,
+};
 
 const COLLECTORS: &str = env!("CARGO_BIN_EXE_collectors");
 const SERVERS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/http_servers.py");
-
-/// True if this process may load BPF; otherwise says why (and fails under CI, which must
-/// run these tests for real).
-fn bpf_allowed() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    let why = "eBPF tests need root (or CAP_BPF and CAP_PERFMON); not running them as this user";
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{why}, but CI must run them"
-    );
-    println!("SKIPPED: {why}");
-    false
-}
 
 struct Killed(Child);
 
@@ -73,158 +59,8 @@ impl Plugin {
             socket,
             _dir: dir,
         };
-        // Counting starts once the program is attached: wait for both collectors' first
-        // successful sample.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !plugin.http_collectors_ready() {
-            assert!(
-                Instant::now() < deadline,
-                "the HTTP collectors never sampled"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_for_http_collectors(&plugin.socket);
         plugin
-    }
-
-    fn http_collectors_ready(&self) -> bool {
-        let Ok(mut stream) = std::os::unix::net::UnixStream::connect(&self.socket) else {
-            return false;
-        };
-        let _ = stream
-            .write_all(b"GET /collectors HTTP/1.1\r\nHost: plugin\r\nConnection: close\r\n\r\n");
-        let mut response = String::new();
-        let _ = stream.read_to_string(&mut response);
-        let Some((_, body)) = response.split_once("\r\n\r\n") else {
-            return false;
-        };
-        let Ok(stats) = serde_json::from_str::<serde_json::Value>(body) else {
-            return false;
-        };
-        let stats = stats.as_array().cloned().unwrap_or_default();
-        let failing: Vec<_> = stats.iter().filter_map(|s| s["error"].as_str()).collect();
-        assert!(failing.is_empty(), "HTTP collectors failing: {failing:?}");
-        stats.len() == 2 && stats.iter().all(|s| s["successes"].as_u64() >= Some(1))
-    }
-}
-
-/// Samples of one process's series, collected by polling /report like the probe.
-struct Watcher {
-    client: ProbeClient,
-    runtime: tokio::runtime::Runtime,
-    pid: u32,
-    /// series → (date in ns → value)
-    samples: BTreeMap<String, BTreeMap<i128, f64>>,
-}
-
-impl Watcher {
-    fn new(plugin: &Plugin, pid: u32) -> Self {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        Self {
-            client: ProbeClient::new(&plugin.socket),
-            runtime,
-            pid,
-            samples: BTreeMap::new(),
-        }
-    }
-
-    fn poll(&mut self) {
-        let poll = self
-            .runtime
-            .block_on(self.client.get_report())
-            .expect("plugin answers");
-        let verdict = judge(&poll.body, "scope-collectors");
-        assert!(verdict.passes(), "{:#?}", verdict.findings);
-        let report: serde_json::Value = serde_json::from_slice(&poll.body).expect("json");
-        let host_node = &report["Host"]["nodes"]["h;<host>"]["latest"];
-        for key in [
-            "scope-collectors_failing_http_requests",
-            "scope-collectors_failing_http_responses",
-        ] {
-            assert!(
-                host_node[key].is_null(),
-                "collector failing: {}",
-                host_node[key]
-            );
-        }
-        let metrics = &report["Process"]["nodes"][format!("h;{}", self.pid)]["metrics"];
-        for (series, metric) in metrics.as_object().into_iter().flatten() {
-            let sample = &metric["samples"][0];
-            let date = sample["date"]
-                .as_str()
-                .and_then(parse_rfc3339_nanos)
-                .expect("sample date");
-            let value = sample["value"].as_f64().expect("value");
-            assert!(value >= 0.0, "rates are never negative");
-            self.samples
-                .entry(series.clone())
-                .or_default()
-                .insert(date, value);
-        }
-    }
-
-    /// Polls until `series` has `n` samples after `after`.
-    fn wait_for_samples(&mut self, series: &str, after: i128, n: usize) -> i128 {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            self.poll();
-            let later: Vec<i128> = self
-                .samples
-                .get(series)
-                .map(|s| s.range(after + 1..).map(|(d, _)| *d).collect())
-                .unwrap_or_default();
-            if later.len() >= n {
-                return later[n - 1];
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no {n} samples of {series} for pid {} (have {:?})",
-                self.pid,
-                self.samples.keys()
-            );
-            std::thread::sleep(Duration::from_millis(30));
-        }
-    }
-
-    /// The last sample date of `series` once it reads zero (a quiet interval).
-    fn quiet(&mut self, series: &str) -> i128 {
-        let mut after = 0;
-        loop {
-            let date = self.wait_for_samples(series, after, 1);
-            if self.samples[series][&date] == 0.0 {
-                return date;
-            }
-            after = date;
-        }
-    }
-
-    /// Σ rate × Δt over the samples after `since`, once two quiet samples show the
-    /// traffic is over: the number of events in that time.
-    fn count_since(&mut self, series: &str, since: i128) -> u64 {
-        let mut after = since;
-        let mut quiet = 0;
-        while quiet < 2 {
-            after = self.wait_for_samples(series, after, 1);
-            quiet = if self.samples[series][&after] == 0.0 {
-                quiet + 1
-            } else {
-                0
-            };
-        }
-        let samples = &self.samples[series];
-        let dates: Vec<i128> = samples.range(since..).map(|(d, _)| *d).collect();
-        let total: f64 = dates
-            .windows(2)
-            .map(|w| samples[&w[1]] * (w[1] - w[0]) as f64 / 1e9)
-            .sum();
-        let rounded = total.round();
-        assert!(
-            (total - rounded).abs() < 0.2,
-            "{series}: {total} is not close to a whole count"
-        );
-        rounded as u64
     }
 }
 
@@ -253,68 +89,10 @@ fn start_server_on(mode: &str, cpu: Option<usize>) -> (Killed, String) {
     )
 }
 
-fn exchange(stream: &mut impl ReadWrite, request: &[u8], responses: usize) {
-    stream.write_all(request).expect("send");
-    let mut seen = Vec::new();
-    let mut buf = [0_u8; 4096];
-    while count(&seen, b"hello\n") < responses {
-        let n = stream.read(&mut buf).expect("read");
-        assert!(n > 0, "server closed early");
-        seen.extend_from_slice(&buf[..n]);
-    }
-}
-
-trait ReadWrite: Read + Write {}
-impl<T: Read + Write> ReadWrite for T {}
-
-fn count(haystack: &[u8], needle: &[u8]) -> usize {
-    haystack
-        .windows(needle.len())
-        .filter(|w| *w == needle)
-        .count()
-}
-
-fn get(path: &str) -> Vec<u8> {
-    format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").into_bytes()
-}
-
 /// After a warm-up request (so the process has counters), waits for a quiet interval,
 /// runs `traffic`, and returns the counted (requests, 200s, 404s).
 fn measure(plugin: &Plugin, pid: u32, traffic: impl FnOnce()) -> (u64, u64, u64) {
-    let mut watcher = Watcher::new(plugin, pid);
-    let requests = "scope-collectors_http_requests";
-    let ok = "scope-collectors_http_responses_200";
-    let since_requests = watcher.quiet(requests);
-    let since_ok = watcher.quiet(ok);
-    traffic();
-    let requests = watcher.count_since(requests, since_requests);
-    let oks = watcher.count_since(ok, since_ok);
-    let missing = "scope-collectors_http_responses_404";
-    let not_found = if watcher.samples.contains_key(missing) {
-        let since = *watcher.samples[missing].keys().next().expect("sample");
-        // The 404 series starts with the traffic: count from the interval before it.
-        watcher.count_since(missing, since - 1) + first_interval(&watcher, missing)
-    } else {
-        0
-    };
-    (requests, oks, not_found)
-}
-
-/// A series that appears mid-run: its first sample covers the interval before it.
-fn first_interval(watcher: &Watcher, series: &str) -> u64 {
-    let samples = &watcher.samples[series];
-    let (&first_date, &first_rate) = samples.iter().next().expect("sample");
-    // The other series of the same collector share its rounds: take the previous round's date.
-    let previous = watcher
-        .samples
-        .iter()
-        .filter(|(name, _)| {
-            name.starts_with("scope-collectors_http_responses_") && name.as_str() != series
-        })
-        .flat_map(|(_, s)| s.range(..first_date).map(|(d, _)| *d))
-        .max()
-        .expect("an earlier round of the responses collector");
-    (first_rate * (first_date - previous) as f64 / 1e9).round() as u64
+    Watcher::new(&plugin.socket, "h", pid).measure(traffic)
 }
 
 #[test]
@@ -443,7 +221,7 @@ fn files_pipes_udp_and_unix_sockets_count_nothing() {
     let plugin = Plugin::start(&[]);
     let (noise, _) = start_server("noise");
     let pid = noise.0.id();
-    let mut watcher = Watcher::new(&plugin, pid);
+    let mut watcher = Watcher::new(&plugin.socket, "h", pid);
     // Several rounds after the noise: the process must never get a series.
     let deadline = Instant::now() + Duration::from_millis(1500);
     while Instant::now() < deadline {
@@ -472,7 +250,7 @@ fn unix_sockets_count_only_when_asked() {
         match expected {
             None => {
                 exchange(&mut stream, &get("/"), 1);
-                let mut watcher = Watcher::new(&plugin, pid);
+                let mut watcher = Watcher::new(&plugin.socket, "h", pid);
                 let deadline = Instant::now() + Duration::from_millis(1200);
                 while Instant::now() < deadline {
                     exchange(&mut stream, &get("/"), 1);
@@ -549,7 +327,8 @@ fn without_permission_it_says_why_once_and_the_rest_keeps_running() {
         .unwrap_or_default()
         .to_owned();
     assert!(
-        why.contains("needs root, or CAP_BPF and CAP_PERFMON"),
+        why.contains("needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN")
+            && why.contains("lacks CAP_BPF and CAP_PERFMON"),
         "{why}"
     );
     assert_eq!(
