@@ -7,6 +7,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod docker;
+pub mod http_counts;
+
+/// Says why a test cannot run on this machine and returns, so the caller skips; under CI,
+/// which must run every test for real, it fails instead.
+pub fn cannot_run_here(why: &str) {
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{why}, but CI must run this test"
+    );
+    println!("SKIPPED: {why}");
+}
+
 /// A plugin process that is killed when dropped.
 #[derive(Debug)]
 pub struct RunningPlugin {
