@@ -1,13 +1,18 @@
 # Two entry points, per Scope's plugin conventions:
 #   make run   installs what is missing, then runs the collectors plugin on the default socket
 #   make test  installs what is missing, then runs every check and test
+# and the image of any plugin in the workspace:
+#   make image [PLUGIN=collectors]   a FROM scratch image named scope-plugin/<PLUGIN>
 SHELL := /bin/bash
 # Debian packages the build and the tests use: curl (runtime test), procps (vmstat,
 # the independent IO-wait measurement), clang and libbpf-dev (the eBPF collector's
 # build), python3 (the eBPF tests' servers).
 APT_PACKAGES := curl procps clang libbpf-dev python3
 
-.PHONY: setup run test lint bench
+# The plugin package `make image` builds.
+PLUGIN ?= collectors
+
+.PHONY: setup docker-setup validate-setup run image test lint bench
 
 setup:
 	@missing=(); for pkg in $(APT_PACKAGES); do dpkg -s "$$pkg" >/dev/null 2>&1 || missing+=("$$pkg"); done; \
@@ -18,14 +23,31 @@ setup:
 	@command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup) first"; exit 1; }
 	@rustup component list --installed 2>/dev/null | grep -q clippy || rustup component add clippy rustfmt
 
+# Docker, for images and the container tests: Debian's docker.io when there is no engine,
+# and dockerd started when none answers (CI starts with none running).
+docker-setup:
+	@command -v dockerd >/dev/null || { echo "installing: docker.io"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null; }
+	@docker info >/dev/null 2>&1 || { echo "starting dockerd (log: /var/log/scope-plugin-dockerd.log)"; \
+		nohup dockerd >/var/log/scope-plugin-dockerd.log 2>&1 & \
+		for i in $$(seq 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done; \
+		docker info >/dev/null 2>&1 || { echo "dockerd did not start: see /var/log/scope-plugin-dockerd.log"; exit 1; }; }
+
+# The Kubernetes API schemas, to validate the DaemonSet without a cluster.
+validate-setup:
+	@python3 -c "import kubernetes_validate" 2>/dev/null || python3 -m pip install -q --root-user-action=ignore kubernetes-validate
+
 run: setup
 	cargo run --release -p collectors
+
+image: setup docker-setup
+	deploy/docker/build-image -p $(PLUGIN)
 
 lint: setup
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-test: lint
+test: lint docker-setup validate-setup
 	cargo test --workspace --all-targets
 	cargo test --workspace --doc
 

@@ -4,7 +4,7 @@
 use std::process::Command;
 
 use scope_plugin::check::{ProbeClient, judge};
-use scope_plugin_tests::{RunningPlugin, workspace_root};
+use scope_plugin_tests::{RunningPlugin, docker, workspace_root};
 
 const MAIN_RS: &str = r#"
 use scope_plugin::prelude::*;
@@ -38,8 +38,8 @@ fn codes() -> Vec<((Pid, u16), f64)> {
 scope_plugin::main!(id = "outside", label = "Outside", description = "Built outside the workspace");
 "#;
 
-#[test]
-fn a_new_crate_with_only_annotated_functions_is_a_plugin() {
+/// The crate, written to a new temporary directory.
+fn outside_crate() -> tempfile::TempDir {
     let root = workspace_root();
     let dir = tempfile::tempdir().expect("tempdir");
     let manifest = format!(
@@ -52,6 +52,13 @@ fn a_new_crate_with_only_annotated_functions_is_a_plugin() {
     std::fs::write(dir.path().join("src/main.rs"), MAIN_RS).expect("main.rs");
     // Same dependency versions as the workspace, so the build needs no registry access.
     std::fs::copy(root.join("Cargo.lock"), dir.path().join("Cargo.lock")).expect("lockfile");
+    dir
+}
+
+#[test]
+fn a_new_crate_with_only_annotated_functions_is_a_plugin() {
+    let root = workspace_root();
+    let dir = outside_crate();
     let target = root.join("target/outside-crate");
     let build = Command::new(env!("CARGO"))
         .args(["build", "--quiet", "--offline"])
@@ -111,4 +118,22 @@ fn a_new_crate_with_only_annotated_functions_is_a_plugin() {
         }
         panic!("the stateful collector never reached 2 calls");
     });
+}
+
+#[test]
+fn a_new_crate_builds_its_image_with_the_readme_command() {
+    if !docker::available() {
+        return;
+    }
+    let dir = outside_crate();
+    let image = docker::build_image_in(dir.path(), &["--manifest-path", "Cargo.toml"]);
+    assert_eq!(image, "scope-plugin/outside:0.1.0");
+    assert_eq!(docker::labels(&image)["works.weave.role"], "system");
+    let list = docker::docker(&["run", "--rm", "--cap-drop", "ALL", &image, "--list"]);
+    for id in ["outside_seven", "outside_calls", "outside_me"] {
+        assert!(
+            list.contains(id),
+            "--list in the container shows {id}: {list}"
+        );
+    }
 }
