@@ -51,7 +51,8 @@ test: lint docker-setup validate-setup
 	cargo test --workspace --all-targets
 	cargo test --workspace --doc
 
-# Benchmarks (BENCHMARKS.md): needs root for the eBPF figures, and wrk and nginx.
-bench: setup
+# Benchmarks (BENCHMARKS.md): needs root for the eBPF figures, wrk and nginx, and Docker
+# for the image figures.
+bench: setup docker-setup
 	@for pkg in wrk nginx-light; do dpkg -s "$$pkg" >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$$pkg" >/dev/null; }; done
 	cargo bench -p scope-plugin-tests

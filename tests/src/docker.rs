@@ -49,9 +49,14 @@ pub fn build_image(args: &[&str]) -> String {
 /// As [`build_image`], run from `dir` (a crate outside the workspace). Cargo's target
 /// directory is the workspace's, so the dependencies are built once for every image.
 pub fn build_image_in(dir: &Path, args: &[&str]) -> String {
+    build_image_with_target(dir, &workspace_root().join("target"), args)
+}
+
+/// As [`build_image_in`], with cargo's target directory at `target`.
+pub fn build_image_with_target(dir: &Path, target: &Path, args: &[&str]) -> String {
     let output = Command::new(workspace_root().join("deploy/docker/build-image"))
         .args(args)
-        .env("CARGO_TARGET_DIR", workspace_root().join("target"))
+        .env("CARGO_TARGET_DIR", target)
         .current_dir(dir)
         .output()
         .expect("build-image runs");
