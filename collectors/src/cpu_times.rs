@@ -41,26 +41,34 @@ impl Ticks {
         }
     }
 
-    fn add(&mut self, other: &Ticks) {
-        self.user += other.user;
-        self.nice += other.nice;
-        self.system += other.system;
-        self.idle += other.idle;
-        self.iowait += other.iowait;
-        self.irq += other.irq;
-        self.softirq += other.softirq;
-        self.steal += other.steal;
+    /// `self + other` per field, or `None` if a sum overflows u64. The counters come from
+    /// the kernel (or a fixture, or a broken --path.procfs), and `+` wraps in release builds.
+    fn checked_add(&self, other: &Ticks) -> Option<Ticks> {
+        Some(Ticks {
+            user: self.user.checked_add(other.user)?,
+            nice: self.nice.checked_add(other.nice)?,
+            system: self.system.checked_add(other.system)?,
+            idle: self.idle.checked_add(other.idle)?,
+            iowait: self.iowait.checked_add(other.iowait)?,
+            irq: self.irq.checked_add(other.irq)?,
+            softirq: self.softirq.checked_add(other.softirq)?,
+            steal: self.steal.checked_add(other.steal)?,
+        })
     }
 
-    fn total(&self) -> u64 {
-        self.user
-            + self.nice
-            + self.system
-            + self.idle
-            + self.iowait
-            + self.irq
-            + self.softirq
-            + self.steal
+    /// The sum of the fields, or `None` if it overflows u64.
+    fn checked_total(&self) -> Option<u64> {
+        [
+            self.nice,
+            self.system,
+            self.idle,
+            self.iowait,
+            self.irq,
+            self.softirq,
+            self.steal,
+        ]
+        .into_iter()
+        .try_fold(self.user, u64::checked_add)
     }
 }
 
@@ -130,19 +138,22 @@ impl CpuTimes {
         Ok(Self { cpus })
     }
 
-    /// Shares of CPU time from `earlier` to `self`, over the CPUs online in both.
+    /// Shares of CPU time from `earlier` to `self`, over the CPUs online in both. `None`
+    /// if no time passed, or if the increases add up past u64 (no machine counts that many
+    /// ticks in an interval: a counter was reset or the file is not the kernel's).
     pub(crate) fn shares_since(&self, earlier: &CpuTimes) -> Option<Shares> {
         let mut delta = Ticks::default();
         for (name, now) in &self.cpus {
             if let Some(before) = earlier.cpus.get(name) {
-                delta.add(&now.since(before));
+                delta = delta.checked_add(&now.since(before))?;
             }
         }
-        let total = delta.total();
+        let total = delta.checked_total()?;
         if total == 0 {
             return None;
         }
-        let percent = |part: u64| part as f64 * 100.0 / total as f64;
+        // part <= total, but rounding of two huge u64s to f64 may still land a hair above.
+        let percent = |part: u64| (part as f64 * 100.0 / total as f64).clamp(0.0, 100.0);
         Some(Shares {
             iowait: percent(delta.iowait),
             idle: percent(delta.idle),
@@ -286,6 +297,51 @@ mod tests {
     #[test]
     fn no_elapsed_time_gives_no_sample() {
         assert_eq!(parse(BEFORE).shares_since(&parse(BEFORE)), None);
+    }
+
+    #[test]
+    fn counters_adding_up_past_u64_give_no_sample() {
+        let before = "cpu0 0 0 0 0 0 0 0 0\n";
+        let after = format!("cpu0 0 0 0 {} {} 0 0 0\n", u64::MAX, u64::MAX);
+        assert_eq!(parse(&after).shares_since(&parse(before)), None);
+    }
+
+    #[test]
+    fn a_counter_jumping_by_2_pow_63_gives_shares_within_0_and_100() {
+        let before = "cpu0 100 0 50 800 50 0 0 0\ncpu1 100 0 50 800 50 0 0 0\n";
+        let after = format!(
+            "cpu0 110 0 50 890 50 0 0 0\ncpu1 100 0 50 {} 50 0 0 0\n",
+            800 + (1_u64 << 63)
+        );
+        let shares = parse(&after)
+            .shares_since(&parse(before))
+            .expect("time passed");
+        for share in [shares.iowait, shares.idle, shares.steal] {
+            assert!((0.0..=100.0).contains(&share), "{shares:?}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever the counters do between two readings (wrap, jump, go back, saturate),
+        /// every share is a number from 0 to 100 and they add up to at most 100.
+        #[test]
+        fn shares_stay_within_0_and_100(
+            before in proptest::collection::vec(proptest::array::uniform8(proptest::num::u64::ANY), 1..4),
+            after in proptest::collection::vec(proptest::array::uniform8(proptest::num::u64::ANY), 1..4),
+        ) {
+            let text = |cpus: &[[u64; 8]]| -> String {
+                cpus.iter()
+                    .enumerate()
+                    .map(|(i, t)| format!("cpu{i} {} {} {} {} {} {} {} {}\n", t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7]))
+                    .collect()
+            };
+            if let Some(shares) = parse(&text(&after)).shares_since(&parse(&text(&before))) {
+                for share in [shares.iowait, shares.idle, shares.steal] {
+                    proptest::prop_assert!((0.0..=100.0).contains(&share), "{:?}", shares);
+                }
+                proptest::prop_assert!(shares.iowait + shares.idle + shares.steal <= 100.0 + 1e-9);
+            }
+        }
     }
 
     #[test]

@@ -30,10 +30,15 @@ fn io_pressure(ctx: &Context) -> anyhow::Result<Option<f64>> {
     };
     let pressure =
         IoPressure::from_read(file).with_context(|| format!("cannot parse {}", path.display()))?;
+    let share = f64::from(pressure.some.avg10);
+    // A share of time: anything else (NaN, negative, above 100) is not the kernel's file.
+    anyhow::ensure!(
+        (0.0..=100.0).contains(&share),
+        "{}: some avg10={share} is not a percentage",
+        path.display()
+    );
     // The kernel prints two decimals; f32 → f64 would add noise digits.
-    Ok(Some(
-        (f64::from(pressure.some.avg10) * 100.0).round() / 100.0,
-    ))
+    Ok(Some((share * 100.0).round() / 100.0))
 }
 
 #[cfg(test)]
@@ -52,5 +57,14 @@ mod tests {
         )
         .expect("write");
         assert_eq!(io_pressure(&ctx).expect("parses"), Some(12.5));
+        for bad in ["1e30", "-5.00", "NaN", "100.01"] {
+            std::fs::write(
+                dir.path().join("pressure/io"),
+                format!("some avg10={bad} avg60=0 avg300=0 total=1\nfull avg10=0 avg60=0 avg300=0 total=0\n"),
+            )
+            .expect("write");
+            let error = io_pressure(&ctx).expect_err(bad).to_string();
+            assert!(error.contains("is not a percentage"), "{bad}: {error}");
+        }
     }
 }
