@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::collector::MIN_INTERVAL;
+
 /// The options of a plugin binary.
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -33,7 +35,8 @@ pub struct Cli {
     #[arg(long, env = "SCOPE_PLUGIN_HOST_ID", value_name = "ID")]
     pub host_id: Option<String>,
 
-    /// How often collectors sample (collectors may set their own), e.g. 1s, 500ms.
+    /// How often collectors sample (collectors may set their own), e.g. 1s, 500ms; at
+    /// least 100ms.
     #[arg(long, env = "SCOPE_PLUGIN_INTERVAL", value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
     pub interval: Duration,
 
@@ -115,8 +118,11 @@ pub enum LogFormat {
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let duration =
         humantime::parse_duration(text).map_err(|e| format!("{e} (write e.g. 1s, 500ms, 2m)"))?;
-    if duration.is_zero() {
-        return Err(String::from("must be above zero"));
+    if duration < MIN_INTERVAL {
+        return Err(format!(
+            "must be at least {}: the probe reads the report once a second, so faster sampling only costs CPU",
+            humantime::format_duration(MIN_INTERVAL)
+        ));
     }
     Ok(duration)
 }

@@ -5,12 +5,18 @@
 //! Registration order is unspecified, so [`Registry::load`] sorts and checks it.
 
 use std::any::Any;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::ids::{NodeKey, ThisHost, validate_key};
+
+/// The shortest sampling interval or timeout, for `--interval` and for each collector.
+/// The probe reads the report once a second, so sampling ten times as often already shows
+/// nothing more; below this, a plugin only burns CPU (`--interval 1ns` took 1.1 cores).
+pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
 use crate::report::{DataType, MetricFormat, Topology};
 
 /// A collector's descriptor plus the functions that run it. Built by the attribute
@@ -169,6 +175,9 @@ pub struct Context {
     pub(crate) procfs: PathBuf,
     pub(crate) since_last_sample: Option<Duration>,
     pub(crate) options: HashMap<String, String>,
+    /// Every option key a collector asked for, shared by the plugin's contexts, so that a
+    /// `--set` key no collector reads gets a warning.
+    pub(crate) options_asked: Option<Arc<Mutex<BTreeSet<String>>>>,
 }
 
 impl Context {
@@ -180,6 +189,7 @@ impl Context {
             procfs: procfs.into(),
             since_last_sample: None,
             options: HashMap::new(),
+            options_asked: None,
         }
     }
 
@@ -210,6 +220,12 @@ impl Context {
 
     /// A `--set key=value` option given on the command line.
     pub fn option(&self, key: &str) -> Option<&str> {
+        if let Some(asked) = &self.options_asked {
+            let mut asked = asked.lock().unwrap_or_else(PoisonError::into_inner);
+            if !asked.contains(key) {
+                asked.insert(key.to_owned());
+            }
+        }
         self.options.get(key).map(String::as_str)
     }
 
@@ -323,10 +339,13 @@ fn check_collector(plugin_id: &str, collector: &Collector) -> Result<(), Registr
             return Err(invalid(format!("min {min} is above max {max}")));
         }
     }
-    if collector.interval.is_some_and(|i| i.is_zero())
-        || collector.timeout.is_some_and(|t| t.is_zero())
+    if collector.interval.is_some_and(|i| i < MIN_INTERVAL)
+        || collector.timeout.is_some_and(|t| t < MIN_INTERVAL)
     {
-        return Err(invalid("interval and timeout must be above zero".into()));
+        return Err(invalid(format!(
+            "interval and timeout must be at least {}",
+            humantime::format_duration(MIN_INTERVAL)
+        )));
     }
     Ok(())
 }

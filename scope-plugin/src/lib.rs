@@ -25,6 +25,7 @@
 pub mod check;
 pub mod cli;
 pub mod collector;
+mod error_bodies;
 pub mod ids;
 mod plugin;
 pub mod report;

@@ -138,9 +138,12 @@ impl Plugin {
                 message: e.to_string(),
                 code: 1,
             })?;
+            crate::server::raise_open_files_limit();
+            let max_connections = crate::server::connection_limit();
             tracing::info!(
                 socket = %socket.path().display(),
                 collectors = enabled.len(),
+                max_connections,
                 "serving Scope plugin {}", self.id
             );
             let tasks = sampler.spawn();
@@ -148,6 +151,7 @@ impl Plugin {
                 listener,
                 crate::server::router(Arc::clone(&sampler)),
                 crate::server::shutdown_signal(),
+                max_connections,
             )
             .await;
             for task in tasks {

@@ -332,10 +332,10 @@ impl Runner {
                     }
                     Ok(Err(error)) => {
                         self.state = Some(state);
-                        Outcome::Failed(format!("{error:#}"))
+                        Outcome::failed(format!("{error:#}"))
                     }
                     // The state may be half-updated after a panic: start afresh.
-                    Err(panic) => Outcome::Failed(format!("panicked: {panic}")),
+                    Err(panic) => Outcome::failed(format!("panicked: {panic}")),
                 }
             }
             Err(_) => Outcome::Failed(String::from(

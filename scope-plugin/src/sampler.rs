@@ -84,6 +84,10 @@ pub struct Sampler {
     last_rebuild_ns: AtomicU64,
     /// The blocking-pool job shared by quick samples.
     quick_jobs: Arc<QuickJobs>,
+    /// Option keys collectors asked for (see [`Context::option`]).
+    options_asked: Arc<Mutex<std::collections::BTreeSet<String>>>,
+    /// Whether unread `--set` keys were looked for (once every collector has sampled).
+    options_checked: std::sync::atomic::AtomicBool,
 }
 
 /// The outcome of one sample.
@@ -95,6 +99,25 @@ pub enum Outcome {
     Failed(String),
     /// The collector did not finish within its timeout.
     TimedOut(Duration),
+}
+
+/// The longest error text kept from a collector, in bytes. Errors go to the log and onto
+/// the host node in Scope; one that quotes a 100 KB counter would be copied into both.
+pub const MAX_ERROR_TEXT: usize = 1000;
+
+impl Outcome {
+    /// A failure with `message`, cut to [`MAX_ERROR_TEXT`] bytes (at a character boundary).
+    pub fn failed(message: String) -> Self {
+        if message.len() <= MAX_ERROR_TEXT {
+            return Self::Failed(message);
+        }
+        let mut end = MAX_ERROR_TEXT;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        let left_out = message.len() - end;
+        Self::Failed(format!("{}… ({left_out} more bytes)", &message[..end]))
+    }
 }
 
 impl Sampler {
@@ -123,6 +146,8 @@ impl Sampler {
             samples_running: AtomicUsize::new(0),
             last_rebuild_ns: AtomicU64::new(0),
             quick_jobs: Arc::default(),
+            options_asked: Arc::default(),
+            options_checked: std::sync::atomic::AtomicBool::new(false),
         });
         sampler.rebuild();
         // That build held no values: until a real one is timed, build on the pool.
@@ -157,6 +182,39 @@ impl Sampler {
             procfs: self.config.procfs.clone(),
             since_last_sample,
             options: self.config.options.clone(),
+            options_asked: Some(Arc::clone(&self.options_asked)),
+        }
+    }
+
+    /// Once every collector has sampled: warns about each `--set` key that none of them
+    /// asked for (most likely a typo), naming the keys they did ask for.
+    fn warn_about_unread_options(&self, slots: &[Slot]) {
+        if self.config.options.is_empty()
+            || self.options_checked.load(Ordering::Relaxed)
+            || slots
+                .iter()
+                .any(|slot| slot.stats.successes + slot.stats.failures == 0)
+        {
+            return;
+        }
+        self.options_checked.store(true, Ordering::Relaxed);
+        let asked = self
+            .options_asked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let known = if asked.is_empty() {
+            String::from("none")
+        } else {
+            asked.iter().cloned().collect::<Vec<_>>().join(", ")
+        };
+        let mut given: Vec<&String> = self.config.options.keys().collect();
+        given.sort();
+        for key in given.into_iter().filter(|key| !asked.contains(*key)) {
+            tracing::warn!(
+                option = %key,
+                options_read = %known,
+                "--set {key}: no collector reads this option"
+            );
         }
     }
 
@@ -281,6 +339,7 @@ impl Sampler {
                 slot.stats.error = Some(message);
             }
         }
+        self.warn_about_unread_options(&slots);
     }
 
     /// Builds the report from every slot's latest values and swaps it in.

@@ -36,6 +36,21 @@ pub enum SocketError {
         /// The plugin's id.
         expected: String,
     },
+    /// The path is too long for a unix socket.
+    #[error(
+        "{path} is {length} bytes; unix socket paths are limited to 107: pass a shorter --socket or --plugins-root"
+    )]
+    TooLong {
+        /// The socket path.
+        path: PathBuf,
+        /// Its length in bytes.
+        length: usize,
+    },
+    /// A path on the way to the socket exists but is not a directory.
+    #[error(
+        "{0} is a file, not a directory: the socket's directory and the plugins root must be directories"
+    )]
+    NotADirectory(PathBuf),
     /// A directory could not be created.
     #[error("cannot create directory {path}: {source}")]
     CreateDir {
@@ -88,7 +103,13 @@ impl BoundSocket {
     }
 }
 
+/// The longest unix socket path: `sun_path` holds 108 bytes, the last one a NUL.
+const MAX_SOCKET_PATH: usize = 107;
+
 /// Binds `path` for plugin `plugin_id`, replacing a stale socket and refusing a live one.
+///
+/// Everything that can be checked is checked before anything is created, and on failure
+/// whatever this call created is removed again.
 pub fn bind(path: &Path, plugin_id: &str) -> Result<(UnixListener, BoundSocket), SocketError> {
     let derived = plugin_id_from_path(path).unwrap_or_default();
     if derived != plugin_id {
@@ -98,27 +119,31 @@ pub fn bind(path: &Path, plugin_id: &str) -> Result<(UnixListener, BoundSocket),
             expected: plugin_id.to_owned(),
         });
     }
+    if path.as_os_str().len() > MAX_SOCKET_PATH {
+        return Err(SocketError::TooLong {
+            path: path.to_owned(),
+            length: path.as_os_str().len(),
+        });
+    }
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let created_dir = create_private_dir(dir)?;
-    remove_if_stale(path)?;
-    let listener = UnixListener::bind(path).map_err(|source| {
-        let source = if path.as_os_str().len() >= 108 {
-            io::Error::new(
-                source.kind(),
-                format!("{source} (unix socket paths are limited to 107 bytes)"),
-            )
-        } else {
-            source
-        };
-        SocketError::Io {
+    let created = create_directories(&missing_directories(dir)?)?;
+    let bound = remove_if_stale(path).and_then(|()| {
+        UnixListener::bind(path).map_err(|source| SocketError::Io {
             action: "bind",
             path: path.to_owned(),
             source,
+        })
+    });
+    let listener = match bound {
+        Ok(listener) => listener,
+        Err(error) => {
+            remove_directories(&created);
+            return Err(error);
         }
-    })?;
+    };
     let meta = std::fs::symlink_metadata(path).map_err(|source| SocketError::Io {
         action: "inspect",
         path: path.to_owned(),
@@ -129,38 +154,73 @@ pub fn bind(path: &Path, plugin_id: &str) -> Result<(UnixListener, BoundSocket),
         BoundSocket {
             path: path.to_owned(),
             inode: (meta.dev(), meta.ino()),
-            created_dir,
+            // Only the socket's own directory, if we made it: a plugins root we created
+            // stays for the probe (Scope mounts it only if it exists).
+            created_dir: created.last().filter(|last| *last == dir).cloned(),
         },
     ))
 }
 
-/// Creates `dir` (0700) if missing, and its parents (0755) as needed. Returns `dir` if we
-/// created it, so we may remove it on exit.
-fn create_private_dir(dir: &Path) -> Result<Option<PathBuf>, SocketError> {
-    if dir.is_dir() {
-        return Ok(None);
+/// The directories from the first missing ancestor of `dir` down to `dir` (empty if `dir`
+/// exists). Fails, creating nothing, if an ancestor exists but is not a directory.
+fn missing_directories(dir: &Path) -> Result<Vec<PathBuf>, SocketError> {
+    let mut missing = Vec::new();
+    for ancestor in dir.ancestors().filter(|a| !a.as_os_str().is_empty()) {
+        match std::fs::metadata(ancestor) {
+            Ok(meta) if meta.is_dir() => break,
+            Ok(_) => return Err(SocketError::NotADirectory(ancestor.to_owned())),
+            // NotADirectory: an ancestor is a file; the walk up finds and names it.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
+                missing.push(ancestor.to_owned());
+            }
+            Err(source) => {
+                return Err(SocketError::Io {
+                    action: "inspect",
+                    path: ancestor.to_owned(),
+                    source,
+                });
+            }
+        }
     }
-    if let Some(parent) = dir
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty() && !p.is_dir())
-    {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(parent)
-            .map_err(|source| SocketError::CreateDir {
-                path: parent.to_owned(),
-                source,
-            })?;
+    missing.reverse();
+    Ok(missing)
+}
+
+/// Creates `dirs` in order: the last, the socket's own directory, private (0700), the
+/// others 0755. Returns those it made; on failure removes them again.
+fn create_directories(dirs: &[PathBuf]) -> Result<Vec<PathBuf>, SocketError> {
+    let mut created = Vec::new();
+    for (index, dir) in dirs.iter().enumerate() {
+        let mode = if index + 1 == dirs.len() {
+            0o700
+        } else {
+            0o755
+        };
+        match std::fs::DirBuilder::new().mode(mode).create(dir) {
+            Ok(()) => created.push(dir.clone()),
+            // Another instance made it between our check and now: fine, and not ours.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => {}
+            Err(source) => {
+                remove_directories(&created);
+                return Err(SocketError::CreateDir {
+                    path: dir.clone(),
+                    source,
+                });
+            }
+        }
     }
-    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
-        Ok(()) => Ok(Some(dir.to_owned())),
-        // Another instance made it between our check and now: not ours.
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(None),
-        Err(source) => Err(SocketError::CreateDir {
-            path: dir.to_owned(),
-            source,
-        }),
+    Ok(created)
+}
+
+/// Removes `dirs` innermost first, each only if empty.
+fn remove_directories(dirs: &[PathBuf]) {
+    for dir in dirs.iter().rev() {
+        let _ = std::fs::remove_dir(dir);
     }
 }
 

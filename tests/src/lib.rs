@@ -83,6 +83,11 @@ impl RunningPlugin {
         panic!("plugin did not serve {} within 20 s", self.socket.display());
     }
 
+    /// The plugin's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("still running").id()
+    }
+
     /// Sends a signal and waits for the process to exit.
     pub fn signal_and_wait(&mut self, signal: i32) -> ExitStatus {
         let mut child = self.child.take().expect("still running");

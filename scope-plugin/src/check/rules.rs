@@ -203,11 +203,24 @@ fn scalar_text(value: Option<&Value>) -> String {
     }
 }
 
+/// Whether a spec in `Plugins` declares the controller interface: the probe then rewrites
+/// every node's `id` to its map key (`registry.go`), which it leaves alone otherwise.
+fn is_controller(root: &Map<String, Value>) -> bool {
+    root.get("Plugins")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|spec| spec.get("interfaces")?.as_array())
+        .flatten()
+        .any(|interface| interface.as_str() == Some("controller"))
+}
+
 fn check_top_level(root: &Map<String, Value>, plugin_id: &str, findings: &mut Findings) {
+    let controller = is_controller(root);
     for (key, value) in root {
         let path = key_path("$", key);
         if let Some(topology) = Topology::ALL.iter().find(|t| t.report_key() == key) {
-            check_topology(*topology, value, &path, plugin_id, findings);
+            check_topology(*topology, value, &path, plugin_id, controller, findings);
             continue;
         }
         if let Some(topology) = Topology::ALL
@@ -289,6 +302,7 @@ fn check_topology(
     value: &Value,
     path: &str,
     plugin_id: &str,
+    controller: bool,
     findings: &mut Findings,
 ) {
     let Some(object) = value.as_object() else {
@@ -313,7 +327,9 @@ fn check_topology(
         .unwrap_or(&empty);
     for (id, node) in nodes {
         let node_path = key_path(&nodes_path, id);
-        check_node(topology, id, node, &node_path, plugin_id, findings);
+        check_node(
+            topology, id, node, &node_path, plugin_id, controller, findings,
+        );
         check_active_controls(topology, node, &node_path, declared, findings);
     }
     for (field, kind) in [
@@ -375,6 +391,7 @@ fn check_node(
     node: &Value,
     path: &str,
     plugin_id: &str,
+    controller: bool,
     findings: &mut Findings,
 ) {
     let Some(node) = node.as_object() else {
@@ -389,6 +406,17 @@ fn check_node(
     };
     match node.get("id").and_then(Value::as_str) {
         Some(id) if id == key => {}
+        // The probe sets a controller plugin's node ids to their keys: nothing breaks.
+        other if controller => findings.add(
+            Level::Should,
+            21,
+            &key_path(path, "id"),
+            format!(
+                "node id {:?} differs from its map key {key:?}; the probe rewrites it for controller plugins, other readers of the report may not",
+                other.unwrap_or("")
+            ),
+            "set id to the map key",
+        ),
         other => findings.add(
             Level::Must,
             21,
@@ -921,6 +949,33 @@ mod tests {
                 r#"{"Plugins":[{"id":"p","api_version":"1","label":"P","interfaces":["reporter"]}]}"#
             ),
             "ok"
+        );
+    }
+
+    #[test]
+    fn a_controller_plugins_node_without_id_passes_like_the_probe() {
+        // The official iowait plugin's Host node has no id; the probe rewrites node ids of
+        // controller plugins to their keys and says "ok".
+        let body = |interfaces: &str| {
+            format!(
+                r#"{{"Host":{{"nodes":{{"h;<host>":{{"topology":"host","metrics":{{}}}}}}}},"Plugins":[{{"id":"p","api_version":"1","label":"P","interfaces":[{interfaces}]}}]}}"#
+            )
+        };
+        let controller = judge(body(r#""reporter","controller""#).as_bytes(), "p");
+        assert!(controller.passes(), "{:#?}", controller.findings);
+        assert!(
+            controller
+                .findings
+                .iter()
+                .any(|f| f.rule == 21 && f.level == Level::Should)
+        );
+        let reporter = judge(body(r#""reporter""#).as_bytes(), "p");
+        assert!(!reporter.passes());
+        assert!(
+            reporter
+                .findings
+                .iter()
+                .any(|f| f.rule == 21 && f.level == Level::Must)
         );
     }
 }
