@@ -330,3 +330,58 @@ fn memory_goes_back_after_a_burst_of_connections() {
         "RSS {before} KiB before, {peak} KiB at the peak, {after} KiB after"
     );
 }
+
+#[test]
+fn a_collector_interval_or_timeout_below_100ms_is_refused_at_start() {
+    use scope_plugin::__private::{Any, Collected, Collector, Context, Kind, Location, Topology};
+    fn nothing(_: &mut (dyn Any + Send), _: &Context) -> anyhow::Result<Collected> {
+        Ok(Collected::NoSample)
+    }
+    fn no_state() -> Box<dyn Any + Send> {
+        Box::new(())
+    }
+    const BASE: Collector = Collector {
+        topology: Topology::Host,
+        id: "fast",
+        label: "Fast",
+        kind: Kind::Metadata {
+            data_type: scope_plugin::__private::DataType::Text,
+        },
+        priority: None,
+        interval: None,
+        timeout: None,
+        enabled_by_default: true,
+        namespaced: true,
+        description: "",
+        location: Location {
+            module_path: module_path!(),
+            file: file!(),
+            line: line!(),
+        },
+        new_state: no_state,
+        collect: nothing,
+    };
+    static FAST_INTERVAL: Collector = Collector {
+        interval: Some(Duration::from_millis(1)),
+        ..BASE
+    };
+    static FAST_TIMEOUT: Collector = Collector {
+        timeout: Some(Duration::from_nanos(1)),
+        ..BASE
+    };
+    static FINE: Collector = Collector {
+        interval: Some(Duration::from_millis(100)),
+        timeout: Some(Duration::from_millis(100)),
+        ..BASE
+    };
+    for collector in [&FAST_INTERVAL, &FAST_TIMEOUT] {
+        let error = scope_plugin::Registry::from_collectors("p", vec![collector])
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            error.contains("must be at least 100ms") && error.contains("hardening.rs"),
+            "{error}"
+        );
+    }
+    assert!(scope_plugin::Registry::from_collectors("p", vec![&FINE]).is_ok());
+}
