@@ -12,7 +12,7 @@ APT_PACKAGES := curl procps clang libbpf-dev python3
 # The plugin package `make image` builds.
 PLUGIN ?= collectors
 
-.PHONY: setup docker-setup validate-setup run image test lint bench
+.PHONY: setup docker-setup validate-setup run image test lint bench fuzz
 
 setup:
 	@missing=(); for pkg in $(APT_PACKAGES); do dpkg -s "$$pkg" >/dev/null 2>&1 || missing+=("$$pkg"); done; \
@@ -56,3 +56,17 @@ test: lint docker-setup validate-setup
 bench: setup docker-setup
 	@for pkg in wrk nginx-light; do dpkg -s "$$pkg" >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$$pkg" >/dev/null; }; done
 	cargo bench -p scope-plugin-tests
+
+# Coverage-guided fuzzing (cargo-fuzz, libFuzzer; needs the nightly toolchain): each target
+# for FUZZ_SECONDS, from the corpus in the repository (collectors/fuzz/corpus/<target>,
+# scope-plugin/fuzz/corpus/<target>). New inputs go to target/fuzz-corpus, so a run leaves
+# the repository as it was; a crash is saved under <crate>/fuzz/artifacts and fails the run.
+FUZZ_SECONDS ?= 60
+fuzz: setup
+	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	@set -o pipefail; for target in collectors/proc_stat collectors/pressure collectors/http_classify scope-plugin/check_report; do \
+		crate=$${target%/*}; name=$${target#*/}; scratch=$(CURDIR)/target/fuzz-corpus/$$name; \
+		mkdir -p "$$scratch"; echo "fuzzing $$name for $(FUZZ_SECONDS) s"; \
+		(cd $$crate && cargo +nightly fuzz run $$name "$$scratch" fuzz/corpus/$$name -- \
+			-max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 2>&1 | grep -E '^#[0-9]+ +DONE|^Done|ERROR|panicked|SUMMARY') || exit 1; \
+	done

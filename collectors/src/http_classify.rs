@@ -1,47 +1,14 @@
 //! Tests of the HTTP classifier in bpf/http_scan.h, the very code the BPF program runs,
-//! compiled for the host by build.rs and called through FFI.
+//! compiled for the host by build.rs and called through FFI (`http_scan_ffi`).
 
-use std::os::raw::c_int;
-
-/// Mirrors `struct scope_http_found` in bpf/http_scan_host.c.
-#[repr(C)]
-#[derive(Debug, Default)]
-struct Found {
-    requests: u32,
-    ncodes: u32,
-    codes: [u16; 8],
-    single_pass: u32,
-    next_message: u32,
-}
-
-unsafe extern "C" {
-    fn scope_http_scan(
-        buf: *const u8,
-        len: u32,
-        dir: c_int,
-        steps_only: c_int,
-        out: *mut Found,
-    ) -> c_int;
-}
+use crate::http_scan_ffi::Found;
 
 /// The scan bound of the BPF program.
 const SCAN_MAX: usize = 1024;
 
 /// One scan as the BPF program does it (or, with `steps_only`, without the single pass).
 fn scan(buffer: &[u8], writing: bool, steps_only: bool) -> Found {
-    let mut found = Found::default();
-    let len = u32::try_from(buffer.len()).expect("test buffers are small");
-    // SAFETY: `buffer` is valid for `len` bytes and `found` is a valid, exclusive out
-    // pointer to a struct with the C layout.
-    let status = unsafe {
-        scope_http_scan(
-            buffer.as_ptr(),
-            len,
-            c_int::from(writing),
-            c_int::from(steps_only),
-            &mut found,
-        )
-    };
+    let (status, found) = crate::http_scan_ffi::scan(buffer, writing, steps_only);
     assert!(status >= 0, "the scan ran out of steps on {buffer:?}");
     found
 }

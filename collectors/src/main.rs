@@ -15,6 +15,8 @@ mod cpu_times;
 mod http_bpf;
 #[cfg(test)]
 mod http_classify;
+#[cfg(test)]
+mod http_scan_ffi;
 mod shared_reading;
 
 scope_plugin::main!(

@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use scope_plugin::check::ProbeClient;
+use scope_plugin_tests::free_port;
 use scope_plugin_tests::http_counts::{
     Watcher, bpf_allowed, exchange, get, wait_for_http_collectors,
 };
@@ -203,14 +204,6 @@ fn python_http_server_http_1_0_over_ipv4() {
         }
     });
     assert_eq!((requests, oks, not_found), (10, 5, 5));
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
 }
 
 #[test]

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use scope_plugin::check::{Latency, ProbeClient};
 use scope_plugin::sampler::{Sampler, SamplerConfig, sample_once};
-use scope_plugin_tests::built_binary;
+use scope_plugin_tests::{built_binary, free_port};
 
 const ROUNDS: usize = 5;
 
@@ -621,14 +621,6 @@ fn minimal_server(port: u16) {
             }
         });
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
 }
 
 fn wait_for_tcp(port: u16) {

@@ -13,7 +13,7 @@ use scope_plugin_tests::docker::{self, Container};
 use scope_plugin_tests::http_counts::{
     Watcher, bpf_allowed, exchange, get, wait_for_http_collectors,
 };
-use scope_plugin_tests::{built_binary, json, raw_request, workspace_root};
+use scope_plugin_tests::{built_binary, free_port, json, raw_request, workspace_root};
 
 const PLUGIN_ID: &str = "scope-collectors";
 
@@ -115,14 +115,6 @@ fn host_name() -> String {
     assert_eq!(result, 0, "gethostname");
     let end = buffer.iter().position(|&b| b == 0).unwrap_or(buffer.len());
     String::from_utf8_lossy(&buffer[..end]).into_owned()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
 }
 
 struct Killed(Child);

@@ -231,37 +231,28 @@ fn a_huge_bad_counter_is_not_copied_whole_into_logs_and_report() {
 
 #[test]
 fn an_option_no_collector_reads_gets_a_warning_naming_the_known_ones() {
-    let output = run(
-        &collectors(),
-        &[
-            "--once",
-            "--host-id",
-            "h",
-            "--set",
-            "http.unixx=true",
-            "--disable",
-            "iowait,idle,steal,io_pressure",
-        ],
-    );
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr_with = |option: &str| {
+        let output = run(
+            &collectors(),
+            &[
+                "--once",
+                "--host-id",
+                "h",
+                "--set",
+                option,
+                "--disable",
+                "iowait,idle,steal,io_pressure",
+            ],
+        );
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let stderr = stderr_with("http.unixx=true");
     assert!(
         stderr.contains("--set http.unixx: no collector reads this option")
             && stderr.contains("http.unix"),
         "{stderr}"
     );
-    let output = run(
-        &collectors(),
-        &[
-            "--once",
-            "--host-id",
-            "h",
-            "--set",
-            "http.unix=true",
-            "--disable",
-            "iowait,idle,steal,io_pressure",
-        ],
-    );
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = stderr_with("http.unix=true");
     assert!(!stderr.contains("no collector reads"), "{stderr}");
 }
 
