@@ -1,4 +1,4 @@
-//! Identifiers exactly as Scope spells and checks them (protocol §1 and §3.8).
+//! Identifiers exactly as Scope spells and checks them (docs/protocol.md §1 and §3.8).
 
 use std::fmt;
 

@@ -1,4 +1,4 @@
-//! The typed report model: everything a plugin may send on `/report` (protocol §3 to §5).
+//! The typed report model: everything a plugin may send on `/report` (docs/protocol.md §3 to §5).
 //!
 //! The types make Scope's rules hold by construction rather than by convention:
 //! - JSON keys are spelled as Scope's case-sensitive decoder reads them;
@@ -194,7 +194,7 @@ impl Report {
     }
 
     /// The JSON body, exactly as sent: no whitespace, no trailing newline (a trailing byte
-    /// stops Go's client from reusing the connection, protocol §2.4).
+    /// stops Go's client from reusing the connection, docs/protocol.md §2.4).
     pub fn to_json(&self) -> Vec<u8> {
         // Serialising this model cannot fail: every map key is a string and every number
         // is finite, which are serde_json's only failure cases here.
@@ -517,7 +517,7 @@ impl Metric {
     }
 }
 
-/// How the UI formats a metric (protocol §3.7); any other string renders as a number.
+/// How the UI formats a metric (docs/protocol.md §3.7); any other string renders as a number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum MetricFormat {
     /// A plain number (sent as no `format`).
@@ -602,7 +602,7 @@ impl MetricTemplate {
     }
 }
 
-/// How the UI shows a metadata value (protocol §3.7).
+/// How the UI shows a metadata value (docs/protocol.md §3.7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DataType {
     /// Shown as is.
@@ -794,7 +794,7 @@ impl TableTemplate {
     }
 }
 
-/// A control button (controller plugins, protocol §5).
+/// A control button (controller plugins, docs/protocol.md §5).
 #[derive(Debug, Clone, Serialize)]
 pub struct Control {
     id: String,

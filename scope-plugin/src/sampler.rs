@@ -448,7 +448,7 @@ fn add_slot(report: &mut Report, slot: &SlotView) {
                     continue;
                 };
                 if metric.push(*date, number).is_err() {
-                    // A non-finite value: left out, never sent (protocol §3.6).
+                    // A non-finite value: left out, never sent (docs/protocol.md §3.6).
                     continue;
                 }
                 report

@@ -1,7 +1,7 @@
 //! Timestamps in the only form Scope's decoder accepts safely.
 //!
 //! Scope decodes every timestamp with Go's `time.Time.UnmarshalJSON`; a bad one inside a
-//! node can silently corrupt the rest of the report (protocol §3.1). A [`Timestamp`] is
+//! node can silently corrupt the rest of the report (docs/protocol.md §3.1). A [`Timestamp`] is
 //! always UTC, so it always serialises as RFC 3339 with a `Z` and at most 9 fractional
 //! digits.
 

@@ -481,7 +481,7 @@ fn an_idle_kept_alive_connection_lasts_over_30_seconds() {
     stream.write_all(request).expect("write");
     assert_eq!(read_response(&mut stream).expect("first response").0, 200);
     // Go's transport keeps idle connections forever; a shorter server idle timeout races
-    // with the next poll (protocol §2.4).
+    // with the next poll (docs/protocol.md §2.4).
     std::thread::sleep(Duration::from_secs(31));
     stream.write_all(request).expect("write after idling");
     assert_eq!(

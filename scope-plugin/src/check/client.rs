@@ -54,7 +54,7 @@ pub enum PollError {
 }
 
 impl PollError {
-    /// The protocol §6 rule this failure breaks.
+    /// The docs/protocol.md §6 rule this failure breaks.
     pub fn rule(&self) -> u8 {
         match self {
             PollError::Dial { .. } => 4,

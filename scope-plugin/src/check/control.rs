@@ -1,4 +1,4 @@
-//! The `/control` exchange, as the probe performs it (protocol §5.5).
+//! The `/control` exchange, as the probe performs it (docs/protocol.md §5).
 
 use serde_json::Value;
 

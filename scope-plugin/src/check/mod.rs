@@ -217,11 +217,11 @@ pub(crate) fn add_once(findings: &mut Vec<Finding>, rule: u8, message: String) {
         return;
     }
     let fix = match rule {
-        4 => "remove the socket file when the plugin exits, and replace stale ones at start",
-        8 => "serve a snapshot computed in the background; never collect inside /report",
-        9 => "answer /report with 200 exactly",
-        10 => "keep the body under 50 MiB",
-        _ => "see protocol §6",
+        4 => "remove the socket file when the plugin exits, and replace stale ones at start".into(),
+        8 => "serve a snapshot computed in the background; never collect inside /report".into(),
+        9 => "answer /report with 200 exactly".into(),
+        10 => "keep the body under 50 MiB".into(),
+        _ => format!("see rule {rule} in scope-plugin's docs/protocol.md"),
     };
     findings.push(Finding {
         level: Level::Must,

@@ -1,4 +1,4 @@
-//! The probe's spec checks and protocol §6's body rules, applied to a raw `/report` body.
+//! The probe's spec checks and docs/protocol.md §6's body rules, applied to a raw `/report` body.
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -20,7 +20,7 @@ pub enum Level {
 pub struct Finding {
     /// MUST or SHOULD.
     pub level: Level,
-    /// The rule number in protocol §6.
+    /// The rule number in docs/protocol.md §6.
     pub rule: u8,
     /// Where, as a JSON path (`$.Host.nodes["h;<host>"].latest.k.timestamp`).
     pub path: String,
