@@ -17,6 +17,7 @@ mod http_bpf;
 mod http_classify;
 #[cfg(test)]
 mod http_scan_ffi;
+mod psi;
 mod shared_reading;
 
 scope_plugin::main!(

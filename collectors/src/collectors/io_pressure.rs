@@ -3,8 +3,6 @@
 use std::io::ErrorKind;
 
 use anyhow::Context as _;
-use procfs_core::FromRead;
-use procfs_core::IoPressure;
 use scope_plugin::prelude::*;
 
 /// Share of the last 10 s in which some task stalled on IO (PSI), where the kernel has PSI.
@@ -19,26 +17,18 @@ use scope_plugin::prelude::*;
 )]
 fn io_pressure(ctx: &Context) -> anyhow::Result<Option<f64>> {
     let path = ctx.procfs_path("pressure/io");
-    let file = match std::fs::File::open(&path) {
-        Ok(file) => file,
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
         // No PSI in this kernel (or booted with psi=0): no metric, not an error.
         Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::Unsupported) => {
             return Ok(None);
         }
         Err(e) if e.raw_os_error() == Some(95) => return Ok(None), // EOPNOTSUPP
-        Err(e) => return Err(e).with_context(|| format!("cannot open {}", path.display())),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
-    let pressure =
-        IoPressure::from_read(file).with_context(|| format!("cannot parse {}", path.display()))?;
-    let share = f64::from(pressure.some.avg10);
-    // A share of time: anything else (NaN, negative, above 100) is not the kernel's file.
-    anyhow::ensure!(
-        (0.0..=100.0).contains(&share),
-        "{}: some avg10={share} is not a percentage",
-        path.display()
-    );
-    // The kernel prints two decimals; f32 → f64 would add noise digits.
-    Ok(Some((share * 100.0).round() / 100.0))
+    let share = crate::psi::some_avg10(&text)
+        .with_context(|| format!("cannot parse {}", path.display()))?;
+    Ok(Some(share))
 }
 
 #[cfg(test)]
@@ -63,7 +53,7 @@ mod tests {
                 format!("some avg10={bad} avg60=0 avg300=0 total=1\nfull avg10=0 avg60=0 avg300=0 total=0\n"),
             )
             .expect("write");
-            let error = io_pressure(&ctx).expect_err(bad).to_string();
+            let error = format!("{:#}", io_pressure(&ctx).expect_err(bad));
             assert!(error.contains("is not a percentage"), "{bad}: {error}");
         }
     }

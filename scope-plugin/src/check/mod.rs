@@ -228,7 +228,7 @@ pub(crate) fn add_once(findings: &mut Vec<Finding>, rule: u8, message: String) {
         rule,
         path: "GET /report".into(),
         message,
-        fix: fix.into(),
+        fix,
     });
 }
 
