@@ -5,7 +5,9 @@ use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{FnArg, ItemFn, LitStr, Type};
 
-use crate::args::{Args, is_key, parse_millis};
+use scope_plugin_rules::{DataType, MetricFormat, Topology};
+
+use crate::args::Args;
 
 /// Which attribute.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -54,46 +56,21 @@ impl AttrKind {
     }
 }
 
-/// The topologies, as `topology = "..."` names and the runtime's variants.
-const TOPOLOGIES: &[(&str, &str)] = &[
-    ("endpoint", "Endpoint"),
-    ("process", "Process"),
-    ("container", "Container"),
-    ("container_image", "ContainerImage"),
-    ("pod", "Pod"),
-    ("service", "Service"),
-    ("deployment", "Deployment"),
-    ("replica_set", "ReplicaSet"),
-    ("daemon_set", "DaemonSet"),
-    ("stateful_set", "StatefulSet"),
-    ("cron_job", "CronJob"),
-    ("job", "Job"),
-    ("namespace", "Namespace"),
-    ("host", "Host"),
-    ("overlay", "Overlay"),
-    ("ecs_task", "EcsTask"),
-    ("ecs_service", "EcsService"),
-    ("swarm_service", "SwarmService"),
-    ("persistent_volume", "PersistentVolume"),
-    ("persistent_volume_claim", "PersistentVolumeClaim"),
-    ("storage_class", "StorageClass"),
-    ("volume_snapshot", "VolumeSnapshot"),
-    ("volume_snapshot_data", "VolumeSnapshotData"),
-];
+fn topology_names() -> String {
+    Topology::ALL
+        .iter()
+        .map(|t| format!("\"{}\"", t.name()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
-const FORMATS: &[(&str, &str)] = &[
-    ("number", "Number"),
-    ("integer", "Integer"),
-    ("filesize", "Filesize"),
-    ("percent", "Percent"),
-];
-const DATA_TYPES: &[(&str, &str)] = &[
-    ("text", "Text"),
-    ("number", "Number"),
-    ("ip", "Ip"),
-    ("datetime", "Datetime"),
-    ("duration", "Duration"),
-];
+/// The `key` interval or timeout, as the runtime's `--interval` takes it, in nanoseconds.
+fn interval_nanos(key: &str, text: &LitStr) -> syn::Result<u64> {
+    let duration = scope_plugin_rules::parse_interval(&text.value())
+        .map_err(|problem| syn::Error::new(text.span(), format!("{key}: {problem}")))?;
+    u64::try_from(duration.as_nanos())
+        .map_err(|_| syn::Error::new(text.span(), "too long: keep it under 500 years"))
+}
 
 /// A parsed attribute.
 #[derive(Debug)]
@@ -107,33 +84,27 @@ pub(crate) struct CollectorAttr {
     min: Option<f64>,
     max: Option<f64>,
     priority: Option<f64>,
-    interval_ms: Option<u64>,
-    timeout_ms: Option<u64>,
+    interval_ns: Option<u64>,
+    timeout_ns: Option<u64>,
     enabled_by_default: bool,
     namespaced: bool,
     krate: syn::Path,
 }
 
-fn lookup(
-    table: &'static [(&'static str, &'static str)],
+/// The value named by `text`, or an error listing what `what` accepts.
+fn lookup<T>(
     text: &LitStr,
     what: &str,
-) -> syn::Result<&'static str> {
+    find: fn(&str) -> Option<T>,
+    names: String,
+) -> syn::Result<T> {
     let value = text.value();
-    table
-        .iter()
-        .find(|(name, _)| *name == value)
-        .map(|(_, variant)| *variant)
-        .ok_or_else(|| {
-            let names: Vec<_> = table
-                .iter()
-                .map(|(name, _)| format!("\"{name}\""))
-                .collect();
-            syn::Error::new(
-                text.span(),
-                format!("unknown {what} {value:?}; use one of: {}", names.join(", ")),
-            )
-        })
+    find(&value).ok_or_else(|| {
+        syn::Error::new(
+            text.span(),
+            format!("unknown {what} {value:?}; use one of: {names}"),
+        )
+    })
 }
 
 impl CollectorAttr {
@@ -141,51 +112,57 @@ impl CollectorAttr {
         let args = Args::parse(tokens, kind.valid_keys())?;
         let call_site = Span::call_site();
         let topology_text = args.required_string("topology", call_site, "host")?;
-        let topology = lookup(TOPOLOGIES, &topology_text, "topology")?;
+        let topology = lookup(
+            &topology_text,
+            "topology",
+            Topology::from_name,
+            topology_names(),
+        )?
+        .variant_name();
         let id = args.required_string("id", call_site, "my_metric")?;
-        if !is_key(&id.value()) {
+        if !scope_plugin_rules::is_key(&id.value()) {
             return Err(syn::Error::new(
                 id.span(),
                 format!(
-                    "invalid id {:?}: use ASCII letters, digits, '_', '-' or '.', and no \"___\" (Scope splits table keys on it)",
-                    id.value()
+                    "invalid id {:?}: {}",
+                    id.value(),
+                    scope_plugin_rules::KEY_RULE
                 ),
             ));
         }
         let label = args.required_string("label", call_site, "My metric")?;
-        if label.value().trim().is_empty() {
-            return Err(syn::Error::new(
-                label.span(),
-                "the label is empty; Scope would show a blank row",
-            ));
-        }
+        scope_plugin_rules::check_label(&label.value())
+            .map_err(|problem| syn::Error::new(label.span(), problem))?;
         let presentation = match kind {
             AttrKind::Metric => match args.string("format")? {
-                Some(text) => lookup(FORMATS, &text, "format")?,
-                None => "Number",
+                Some(text) => lookup(
+                    &text,
+                    "format",
+                    MetricFormat::from_name,
+                    MetricFormat::names(),
+                )?
+                .variant_name(),
+                None => MetricFormat::default().variant_name(),
             },
             AttrKind::Metadata => match args.string("data_type")? {
-                Some(text) => lookup(DATA_TYPES, &text, "data_type")?,
-                None => "Text",
+                Some(text) => lookup(&text, "data_type", DataType::from_name, DataType::names())?
+                    .variant_name(),
+                None => DataType::default().variant_name(),
             },
         };
         let min = args.number("min")?;
         let max = args.number("max")?;
-        if let (Some((low, _)), Some((high, span))) = (min, max)
-            && low > high
-        {
-            return Err(syn::Error::new(
-                span,
-                format!("max {high} is below min {low}; swap them"),
-            ));
+        if let Err(problem) = scope_plugin_rules::check_range(min.map(|m| m.0), max.map(|m| m.0)) {
+            let span = max.or(min).map_or_else(Span::call_site, |(_, span)| span);
+            return Err(syn::Error::new(span, problem));
         }
-        let interval_ms = args
+        let interval_ns = args
             .string("interval")?
-            .map(|text| parse_millis(&text))
+            .map(|text| interval_nanos("interval", &text))
             .transpose()?;
-        let timeout_ms = args
+        let timeout_ns = args
             .string("timeout")?
-            .map(|text| parse_millis(&text))
+            .map(|text| interval_nanos("timeout", &text))
             .transpose()?;
         let krate = args
             .path("crate")?
@@ -199,8 +176,8 @@ impl CollectorAttr {
             min: min.map(|(v, _)| v),
             max: max.map(|(v, _)| v),
             priority: args.number("priority")?.map(|(v, _)| v),
-            interval_ms,
-            timeout_ms,
+            interval_ns,
+            timeout_ns,
             enabled_by_default: args.boolean("default")?.unwrap_or(true),
             namespaced: args.boolean("namespaced")?.unwrap_or(true),
             krate,
@@ -273,8 +250,8 @@ impl CollectorAttr {
             None => quote!(::core::option::Option::None),
         };
         let duration = |value: Option<u64>| match value {
-            Some(ms) => {
-                quote!(::core::option::Option::Some(#krate::__private::Duration::from_millis(#ms)))
+            Some(ns) => {
+                quote!(::core::option::Option::Some(#krate::__private::Duration::from_nanos(#ns)))
             }
             None => quote!(::core::option::Option::None),
         };
@@ -291,7 +268,7 @@ impl CollectorAttr {
         };
         let (id, label) = (&self.id, &self.label);
         let priority = option(self.priority);
-        let (interval, timeout) = (duration(self.interval_ms), duration(self.timeout_ms));
+        let (interval, timeout) = (duration(self.interval_ns), duration(self.timeout_ns));
         let (enabled, namespaced) = (self.enabled_by_default, self.namespaced);
         let description = first_doc_line(function);
         Ok(quote! {

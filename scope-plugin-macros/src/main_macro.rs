@@ -3,7 +3,7 @@
 use proc_macro2::{Span, TokenStream};
 use quote::quote;
 
-use crate::args::{Args, is_plugin_id};
+use crate::args::Args;
 
 const VALID_KEYS: &[&str] = &["id", "label", "description", "crate"];
 
@@ -21,12 +21,13 @@ pub(crate) fn main(tokens: TokenStream) -> TokenStream {
 fn expand(tokens: TokenStream) -> syn::Result<TokenStream> {
     let args = Args::parse(tokens, VALID_KEYS)?;
     let id = args.required_string("id", Span::call_site(), "my-plugin")?;
-    if !is_plugin_id(&id.value()) {
+    if !scope_plugin_rules::is_plugin_id(&id.value()) {
         return Err(syn::Error::new(
             id.span(),
             format!(
-                "invalid plugin id {:?}: Scope accepts ASCII letters and digits in groups joined by single dashes, like \"my-plugin\"",
-                id.value()
+                "invalid plugin id {:?}: {}",
+                id.value(),
+                scope_plugin_rules::PLUGIN_ID_RULE
             ),
         ));
     }

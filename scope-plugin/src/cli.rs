@@ -5,8 +5,6 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::collector::MIN_INTERVAL;
-
 /// The options of a plugin binary.
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -37,7 +35,7 @@ pub struct Cli {
 
     /// How often collectors sample (collectors may set their own), e.g. 1s, 500ms; at
     /// least 100ms.
-    #[arg(long, env = "SCOPE_PLUGIN_INTERVAL", value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    #[arg(long, env = "SCOPE_PLUGIN_INTERVAL", value_name = "DURATION", default_value = "1s", value_parser = scope_plugin_rules::parse_interval)]
     pub interval: Duration,
 
     /// Sample once (twice for rates, one interval apart), print the report as pretty JSON
@@ -113,18 +111,6 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
-}
-
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let duration =
-        humantime::parse_duration(text).map_err(|e| format!("{e} (write e.g. 1s, 500ms, 2m)"))?;
-    if duration < MIN_INTERVAL {
-        return Err(format!(
-            "must be at least {}: the probe reads the report once a second, so faster sampling only costs CPU",
-            humantime::format_duration(MIN_INTERVAL)
-        ));
-    }
-    Ok(duration)
 }
 
 fn parse_key_value(text: &str) -> Result<(String, String), String> {

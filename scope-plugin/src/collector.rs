@@ -13,11 +13,8 @@ use std::time::Duration;
 
 use crate::ids::{NodeKey, ThisHost, validate_key};
 
-/// The shortest sampling interval or timeout, for `--interval` and for each collector.
-/// The probe reads the report once a second, so sampling ten times as often already shows
-/// nothing more; below this, a plugin only burns CPU (`--interval 1ns` took 1.1 cores).
-pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
 use crate::report::{DataType, MetricFormat, Topology};
+pub use scope_plugin_rules::MIN_INTERVAL;
 
 /// A collector's descriptor plus the functions that run it. Built by the attribute
 /// macros; may be written by hand and registered with [`register_collector!`](crate::register_collector).
@@ -321,31 +318,19 @@ fn check_collector(plugin_id: &str, collector: &Collector) -> Result<(), Registr
         problem,
     };
     validate_key(&collector.wire_id(plugin_id)).map_err(|e| invalid(e.to_string()))?;
-    if collector.label.is_empty() {
-        return Err(invalid(
-            "the label is empty; Scope would show a blank row".into(),
-        ));
-    }
+    scope_plugin_rules::check_label(collector.label).map_err(|e| invalid(e.into()))?;
     if collector.priority.is_some_and(|p| !p.is_finite()) {
         return Err(invalid("the priority is not a finite number".into()));
     }
     if let Kind::Metric { min, max, .. } = collector.kind {
-        if min.is_some_and(|v| !v.is_finite()) || max.is_some_and(|v| !v.is_finite()) {
-            return Err(invalid("min and max must be finite numbers".into()));
-        }
-        if let (Some(min), Some(max)) = (min, max)
-            && min > max
-        {
-            return Err(invalid(format!("min {min} is above max {max}")));
-        }
+        scope_plugin_rules::check_range(min, max).map_err(invalid)?;
     }
-    if collector.interval.is_some_and(|i| i < MIN_INTERVAL)
-        || collector.timeout.is_some_and(|t| t < MIN_INTERVAL)
+    for duration in [collector.interval, collector.timeout]
+        .into_iter()
+        .flatten()
     {
-        return Err(invalid(format!(
-            "interval and timeout must be at least {}",
-            humantime::format_duration(MIN_INTERVAL)
-        )));
+        scope_plugin_rules::check_interval(duration)
+            .map_err(|e| invalid(format!("interval and timeout {e}")))?;
     }
     Ok(())
 }

@@ -2,48 +2,32 @@
 
 use std::fmt;
 
-use crate::report::Topology;
+use scope_plugin_rules::{KEY_RULE, PLUGIN_ID_RULE, Topology};
 
 /// Why an identifier was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {
     /// The plugin id breaks Scope's rule `^[A-Za-z0-9]+([-][A-Za-z0-9]+)*$`.
-    #[error(
-        "invalid plugin id {0:?}: Scope accepts only ASCII letters and digits in groups joined by single \
-         dashes (like \"my-plugin\"); no dots, underscores, or leading/trailing/double dashes"
-    )]
+    #[error("invalid plugin id {0:?}: {PLUGIN_ID_RULE}")]
     Plugin(String),
     /// A metric, metadata or control id Scope would mangle or that could break the UI.
-    #[error(
-        "invalid id {0:?}: use ASCII letters, digits, '_', '-' or '.', with no \"___\" (Scope splits table keys on it)"
-    )]
+    #[error("invalid id {0:?}: {KEY_RULE}")]
     Key(String),
 }
 
 /// Checks a plugin id against Scope's `validPluginName` (`probe/plugins/registry.go`).
 pub fn validate_plugin_id(id: &str) -> Result<(), IdError> {
-    let valid = !id.is_empty()
-        && id
-            .split('-')
-            .all(|group| !group.is_empty() && group.bytes().all(|b| b.is_ascii_alphanumeric()));
-    if valid {
+    if scope_plugin_rules::is_plugin_id(id) {
         Ok(())
     } else {
         Err(IdError::Plugin(id.to_owned()))
     }
 }
 
-/// Checks an id used in `latest`/`metrics` keys and template ids.
-///
-/// Scope does not restrict these, but `;` breaks control lists, `/ ? # %` break the UI's
-/// URLs and `___` breaks multicolumn tables (protocol rules 28 and 35); a conservative
-/// charset keeps every use safe.
+/// Checks an id used in `latest`/`metrics` keys, template ids and control ids
+/// ([`scope_plugin_rules::is_key`]).
 pub fn validate_key(id: &str) -> Result<(), IdError> {
-    let charset_ok = !id.is_empty()
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
-    if charset_ok && !id.contains("___") {
+    if scope_plugin_rules::is_key(id) {
         Ok(())
     } else {
         Err(IdError::Key(id.to_owned()))
@@ -100,7 +84,7 @@ impl fmt::Display for Pid {
 }
 
 macro_rules! uid_keys {
-    ($($(#[$doc:meta])* $name:ident => $topology:ident, $tag:literal;)*) => {$(
+    ($($(#[$doc:meta])* $name:ident => $topology:ident;)*) => {$(
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub struct $name(pub String);
@@ -108,7 +92,7 @@ macro_rules! uid_keys {
         impl NodeKey for $name {
             const TOPOLOGY: Topology = Topology::$topology;
             fn node_id(&self, _host_id: &str) -> String {
-                format!(concat!("{};<", $tag, ">"), self.0)
+                format!("{};<{}>", self.0, Self::TOPOLOGY.node_tag())
             }
         }
     )*};
@@ -116,41 +100,41 @@ macro_rules! uid_keys {
 
 uid_keys! {
     /// A container, by its full 64-hex Docker id.
-    ContainerId => Container, "container";
+    ContainerId => Container;
     /// A container image, by its image id without `sha256:`.
-    ContainerImageId => ContainerImage, "container_image";
+    ContainerImageId => ContainerImage;
     /// A Kubernetes pod, by UID.
-    PodUid => Pod, "pod";
+    PodUid => Pod;
     /// A Kubernetes service, by UID.
-    ServiceUid => Service, "service";
+    ServiceUid => Service;
     /// A Kubernetes deployment, by UID.
-    DeploymentUid => Deployment, "deployment";
+    DeploymentUid => Deployment;
     /// A Kubernetes replica set, by UID.
-    ReplicaSetUid => ReplicaSet, "replica_set";
+    ReplicaSetUid => ReplicaSet;
     /// A Kubernetes daemon set, by UID (Scope's tag is `daemonset`, not the topology name).
-    DaemonSetUid => DaemonSet, "daemonset";
+    DaemonSetUid => DaemonSet;
     /// A Kubernetes stateful set, by UID.
-    StatefulSetUid => StatefulSet, "statefulset";
+    StatefulSetUid => StatefulSet;
     /// A Kubernetes cron job, by UID.
-    CronJobUid => CronJob, "cronjob";
+    CronJobUid => CronJob;
     /// A Kubernetes job, by UID.
-    JobUid => Job, "job";
+    JobUid => Job;
     /// A Kubernetes namespace, by UID.
-    NamespaceUid => Namespace, "namespace";
+    NamespaceUid => Namespace;
     /// A persistent volume, by UID.
-    PersistentVolumeUid => PersistentVolume, "persistent_volume";
+    PersistentVolumeUid => PersistentVolume;
     /// A persistent volume claim, by UID.
-    PersistentVolumeClaimUid => PersistentVolumeClaim, "persistent_volume_claim";
+    PersistentVolumeClaimUid => PersistentVolumeClaim;
     /// A storage class, by UID.
-    StorageClassUid => StorageClass, "storage_class";
+    StorageClassUid => StorageClass;
     /// A volume snapshot, by UID.
-    VolumeSnapshotUid => VolumeSnapshot, "volume_snapshot";
+    VolumeSnapshotUid => VolumeSnapshot;
     /// Volume snapshot data, by UID.
-    VolumeSnapshotDataUid => VolumeSnapshotData, "volume_snapshot_data";
+    VolumeSnapshotDataUid => VolumeSnapshotData;
     /// An ECS task, by ARN.
-    EcsTaskArn => EcsTask, "ecs_task";
+    EcsTaskArn => EcsTask;
     /// A Swarm service, by id.
-    SwarmServiceId => SwarmService, "swarm_service";
+    SwarmServiceId => SwarmService;
 }
 
 /// An ECS service: Scope's id is `<cluster>;<service name>`, with no tag.
@@ -201,35 +185,6 @@ impl NodeKey for Endpoint {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn plugin_ids_follow_scopes_rule() {
-        for good in ["a", "my-plugin", "UPPER-case", "a1-b2-c3", "noext"] {
-            assert_eq!(validate_plugin_id(good), Ok(()), "{good}");
-        }
-        for bad in [
-            "",
-            "c.d",
-            ".hidden",
-            "testPlugin!",
-            "test~plugin",
-            "-x",
-            "x-",
-            "a--b",
-            "a_b",
-            "é",
-        ] {
-            assert!(validate_plugin_id(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn keys_refuse_separators_scope_uses() {
-        assert_eq!(validate_key("my-plugin_iowait.v2"), Ok(()));
-        for bad in ["", "a;b", "a/b", "a b", "row___col", "a%b", "a?b", "a#b"] {
-            assert!(validate_key(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn node_ids_match_scope_conventions() {

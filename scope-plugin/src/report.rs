@@ -12,6 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::ser::{SerializeMap, SerializeStruct};
 use serde::{Serialize, Serializer};
 
+pub use scope_plugin_rules::{DataType, MetricFormat, Topology};
+
 use crate::ids::{IdError, validate_key, validate_plugin_id};
 use crate::timestamp::Timestamp;
 
@@ -40,14 +42,9 @@ pub enum ModelError {
     /// A multicolumn table with no columns crashes Scope's UI.
     #[error("multicolumn table {0:?} needs at least one column")]
     NoColumns(String),
-    /// `min` above `max`.
-    #[error("min {min} is above max {max}")]
-    MinAboveMax {
-        /// The lower bound.
-        min: f64,
-        /// The upper bound.
-        max: f64,
-    },
+    /// A range Scope cannot draw ([`scope_plugin_rules::check_range`]).
+    #[error("{0}")]
+    Range(String),
 }
 
 /// A finite `f64`: the only kind of number a report may carry.
@@ -70,90 +67,6 @@ impl TryFrom<f64> for Finite {
         } else {
             Err(ModelError::NotFinite(value))
         }
-    }
-}
-
-macro_rules! topologies {
-    ($($(#[$doc:meta])* $variant:ident => $key:literal, $name:literal;)*) => {
-        /// One of the 23 topologies a plugin may report into. Plugins cannot add topologies
-        /// (Scope issue #2693).
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub enum Topology { $($(#[$doc])* $variant,)* }
-
-        impl Topology {
-            /// Every topology, in Scope's order.
-            pub const ALL: &'static [Topology] = &[$(Topology::$variant,)*];
-
-            /// The report's top-level key (`"Host"`); Scope ignores any other spelling.
-            pub const fn report_key(self) -> &'static str {
-                match self { $(Topology::$variant => $key,)* }
-            }
-
-            /// The lowercase name used in a node's `topology` and in `parents` (`"host"`).
-            pub const fn name(self) -> &'static str {
-                match self { $(Topology::$variant => $name,)* }
-            }
-
-            /// The topology called `name` (the lowercase name, as in `topology = "host"`).
-            pub fn from_name(name: &str) -> Option<Self> {
-                match name { $($name => Some(Topology::$variant),)* _ => None }
-            }
-        }
-    };
-}
-
-topologies! {
-    /// Network endpoints (not rendered by the UI).
-    Endpoint => "Endpoint", "endpoint";
-    /// Processes, by host pid.
-    Process => "Process", "process";
-    /// Containers.
-    Container => "Container", "container";
-    /// Container images.
-    ContainerImage => "ContainerImage", "container_image";
-    /// Kubernetes pods.
-    Pod => "Pod", "pod";
-    /// Kubernetes services.
-    Service => "Service", "service";
-    /// Kubernetes deployments.
-    Deployment => "Deployment", "deployment";
-    /// Kubernetes replica sets.
-    ReplicaSet => "ReplicaSet", "replica_set";
-    /// Kubernetes daemon sets.
-    DaemonSet => "DaemonSet", "daemon_set";
-    /// Kubernetes stateful sets.
-    StatefulSet => "StatefulSet", "stateful_set";
-    /// Kubernetes cron jobs.
-    CronJob => "CronJob", "cron_job";
-    /// Kubernetes jobs.
-    Job => "Job", "job";
-    /// Kubernetes namespaces.
-    Namespace => "Namespace", "namespace";
-    /// Hosts.
-    Host => "Host", "host";
-    /// Weave and Docker overlay peers.
-    Overlay => "Overlay", "overlay";
-    /// ECS tasks.
-    EcsTask => "ECSTask", "ecs_task";
-    /// ECS services.
-    EcsService => "ECSService", "ecs_service";
-    /// Swarm services.
-    SwarmService => "SwarmService", "swarm_service";
-    /// Persistent volumes.
-    PersistentVolume => "PersistentVolume", "persistent_volume";
-    /// Persistent volume claims.
-    PersistentVolumeClaim => "PersistentVolumeClaim", "persistent_volume_claim";
-    /// Storage classes.
-    StorageClass => "StorageClass", "storage_class";
-    /// Volume snapshots.
-    VolumeSnapshot => "VolumeSnapshot", "volume_snapshot";
-    /// Volume snapshot data.
-    VolumeSnapshotData => "VolumeSnapshotData", "volume_snapshot_data";
-}
-
-impl Serialize for Topology {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.name())
     }
 }
 
@@ -478,12 +391,8 @@ impl Metric {
     /// An empty metric drawn between `min` and `max`.
     pub fn new(min: f64, max: f64) -> Result<Self, ModelError> {
         let (min, max) = (Finite::try_from(min)?, Finite::try_from(max)?);
-        if min > max {
-            return Err(ModelError::MinAboveMax {
-                min: min.get(),
-                max: max.get(),
-            });
-        }
+        scope_plugin_rules::check_range(Some(min.get()), Some(max.get()))
+            .map_err(ModelError::Range)?;
         Ok(Self {
             samples: Vec::new(),
             min,
@@ -517,51 +426,8 @@ impl Metric {
     }
 }
 
-/// How the UI formats a metric (docs/protocol.md §3.7); any other string renders as a number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum MetricFormat {
-    /// A plain number (sent as no `format`).
-    #[default]
-    Number,
-    /// A whole number.
-    Integer,
-    /// A byte count.
-    Filesize,
-    /// A percentage.
-    Percent,
-}
-
-impl MetricFormat {
-    /// The `format` string.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            MetricFormat::Number => "",
-            MetricFormat::Integer => "integer",
-            MetricFormat::Filesize => "filesize",
-            MetricFormat::Percent => "percent",
-        }
-    }
-
-    /// The format called `name` (`""` or `"number"` for a plain number).
-    pub fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "" | "number" => Some(Self::Number),
-            "integer" => Some(Self::Integer),
-            "filesize" => Some(Self::Filesize),
-            "percent" => Some(Self::Percent),
-            _ => None,
-        }
-    }
-
-    fn is_number(&self) -> bool {
-        *self == Self::Number
-    }
-}
-
-impl Serialize for MetricFormat {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
+fn is_plain_number(format: &MetricFormat) -> bool {
+    *format == MetricFormat::Number
 }
 
 /// A metric row in the node details panel. Rows sort by ascending priority; the UI shows
@@ -572,7 +438,7 @@ pub struct MetricTemplate {
     /// The row's label.
     pub label: String,
     /// How the value is formatted.
-    #[serde(skip_serializing_if = "MetricFormat::is_number")]
+    #[serde(skip_serializing_if = "is_plain_number")]
     pub format: MetricFormat,
     /// Rows with the same group are drawn together.
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -602,43 +468,8 @@ impl MetricTemplate {
     }
 }
 
-/// How the UI shows a metadata value (docs/protocol.md §3.7).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum DataType {
-    /// Shown as is.
-    #[default]
-    Text,
-    /// Sorted as a number.
-    Number,
-    /// Sorted as an IP address.
-    Ip,
-    /// An RFC 3339 time, formatted.
-    Datetime,
-    /// Seconds, formatted as a duration.
-    Duration,
-}
-
-impl DataType {
-    /// The `dataType` string.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            DataType::Text => "",
-            DataType::Number => "number",
-            DataType::Ip => "ip",
-            DataType::Datetime => "datetime",
-            DataType::Duration => "duration",
-        }
-    }
-
-    fn is_text(&self) -> bool {
-        *self == Self::Text
-    }
-}
-
-impl Serialize for DataType {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
+fn is_text(data_type: &DataType) -> bool {
+    *data_type == DataType::Text
 }
 
 /// Where a metadata row takes its value from.
@@ -662,7 +493,7 @@ pub struct MetadataTemplate {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub truncate: Option<i64>,
     /// How the value is shown.
-    #[serde(rename = "dataType", skip_serializing_if = "DataType::is_text")]
+    #[serde(rename = "dataType", skip_serializing_if = "is_text")]
     pub data_type: DataType,
     /// Sort order (ascending).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -711,7 +542,7 @@ pub struct TableTemplate {
 pub struct Column {
     id: String,
     label: String,
-    #[serde(rename = "dataType", skip_serializing_if = "DataType::is_text")]
+    #[serde(rename = "dataType", skip_serializing_if = "is_text")]
     data_type: DataType,
 }
 
@@ -862,7 +693,7 @@ impl PluginSpec {
         let id = id.into();
         let label = label.into();
         validate_plugin_id(&id)?;
-        if label.is_empty() {
+        if scope_plugin_rules::check_label(&label).is_err() {
             return Err(ModelError::EmptyLabel);
         }
         Ok(Self {

@@ -17,7 +17,36 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use crate::collector::{Collected, Collector, Context};
-use crate::sampler::Outcome;
+
+/// The outcome of one sample.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Values (possibly none this round).
+    Collected(Collected),
+    /// The collector returned an error or panicked.
+    Failed(String),
+    /// The collector did not finish within its timeout.
+    TimedOut(Duration),
+}
+
+/// The longest error text kept from a collector, in bytes. Errors go to the log and onto
+/// the host node in Scope; one that quotes a 100 KB counter would be copied into both.
+pub const MAX_ERROR_TEXT: usize = 1000;
+
+impl Outcome {
+    /// A failure with `message`, cut to [`MAX_ERROR_TEXT`] bytes (at a character boundary).
+    pub fn failed(message: String) -> Self {
+        if message.len() <= MAX_ERROR_TEXT {
+            return Self::Failed(message);
+        }
+        let mut end = MAX_ERROR_TEXT;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        let left_out = message.len() - end;
+        Self::Failed(format!("{}… ({left_out} more bytes)", &message[..end]))
+    }
+}
 
 /// A sample that took less than this last time joins the shared job.
 const QUICK_SAMPLE: Duration = Duration::from_millis(5);

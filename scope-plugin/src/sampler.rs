@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 use crate::collector::{Collected, Collector, Context, Kind, Point, Registry, Value};
 use crate::ids::{NodeKey, ThisHost};
 use crate::report::{Finite, Metric, MetricTemplate, PluginSpec, Report, Topology};
+pub use crate::runner::{MAX_ERROR_TEXT, Outcome};
 use crate::runner::{QuickJobs, Runner, run_in_background};
 use crate::timestamp::Timestamp;
 
@@ -88,36 +89,6 @@ pub struct Sampler {
     options_asked: Arc<Mutex<std::collections::BTreeSet<String>>>,
     /// Whether unread `--set` keys were looked for (once every collector has sampled).
     options_checked: std::sync::atomic::AtomicBool,
-}
-
-/// The outcome of one sample.
-#[derive(Debug)]
-pub enum Outcome {
-    /// Values (possibly none this round).
-    Collected(Collected),
-    /// The collector returned an error or panicked.
-    Failed(String),
-    /// The collector did not finish within its timeout.
-    TimedOut(Duration),
-}
-
-/// The longest error text kept from a collector, in bytes. Errors go to the log and onto
-/// the host node in Scope; one that quotes a 100 KB counter would be copied into both.
-pub const MAX_ERROR_TEXT: usize = 1000;
-
-impl Outcome {
-    /// A failure with `message`, cut to [`MAX_ERROR_TEXT`] bytes (at a character boundary).
-    pub fn failed(message: String) -> Self {
-        if message.len() <= MAX_ERROR_TEXT {
-            return Self::Failed(message);
-        }
-        let mut end = MAX_ERROR_TEXT;
-        while !message.is_char_boundary(end) {
-            end -= 1;
-        }
-        let left_out = message.len() - end;
-        Self::Failed(format!("{}… ({left_out} more bytes)", &message[..end]))
-    }
 }
 
 impl Sampler {

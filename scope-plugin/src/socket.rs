@@ -71,15 +71,7 @@ pub enum SocketError {
     },
 }
 
-/// The id the probe derives from a socket path: the file name minus its last extension.
-pub fn plugin_id_from_path(path: &Path) -> Option<String> {
-    let name = path.file_name()?.to_str()?;
-    // Go's filepath.Ext: the suffix from the last '.', even for a leading dot.
-    Some(match name.rfind('.') {
-        Some(dot) => name[..dot].to_owned(),
-        None => name.to_owned(),
-    })
-}
+pub use scope_plugin_rules::plugin_id_from_path;
 
 /// The default socket path: `<root>/<id>/<id>.sock` (one private directory per plugin).
 pub fn default_socket_path(plugins_root: &Path, plugin_id: &str) -> PathBuf {
@@ -274,20 +266,5 @@ impl Drop for BoundSocket {
             // remove_dir refuses non-empty directories, which is what we want.
             let _ = std::fs::remove_dir(dir);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_from_paths_like_the_probe() {
-        let id = |p: &str| plugin_id_from_path(Path::new(p));
-        assert_eq!(id("/r/a.sock").as_deref(), Some("a"));
-        assert_eq!(id("/r/b.socket").as_deref(), Some("b"));
-        assert_eq!(id("/r/noext").as_deref(), Some("noext"));
-        assert_eq!(id("/r/c.d.sock").as_deref(), Some("c.d"));
-        assert_eq!(id("/r/.hidden").as_deref(), Some(""));
     }
 }

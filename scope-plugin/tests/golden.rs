@@ -164,7 +164,7 @@ fn invalid_values_cannot_be_built() {
     ));
     assert!(matches!(
         Metric::new(2.0, 1.0),
-        Err(ModelError::MinAboveMax { .. })
+        Err(ModelError::Range(message)) if message.contains("below min")
     ));
     assert!(Metric::new(f64::NAN, 1.0).is_err());
     assert!(matches!(

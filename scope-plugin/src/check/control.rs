@@ -5,7 +5,7 @@ use serde_json::Value;
 use super::client::ProbeClient;
 use super::rules::active_controls;
 use super::{Finding, Level};
-use crate::report::Topology;
+use scope_plugin_rules::Topology;
 
 /// The keys the probe reads from a control response (`PluginResponse`).
 const RESPONSE_KEYS: &[&str] = &[

@@ -13,8 +13,7 @@ use serde::Serialize;
 pub use client::{MAX_RESPONSE_BYTES, PLUGIN_TIMEOUT, Poll, PollError, ProbeClient};
 pub use rules::{Finding, Level, Verdict, judge, parse_rfc3339_nanos};
 
-use crate::ids::validate_plugin_id;
-use crate::socket::plugin_id_from_path;
+use scope_plugin_rules::{is_plugin_id, plugin_id_from_path};
 
 /// Options of `check`.
 #[derive(Debug, Clone, clap::Args)]
@@ -142,7 +141,7 @@ pub async fn check_socket_with(
         latency: None,
         connections: 0,
     };
-    if validate_plugin_id(&id).is_err() {
+    if !is_plugin_id(&id) {
         check.status = format!("invalid plugin id {id:?}");
         check.findings.push(Finding {
             level: Level::Must,
