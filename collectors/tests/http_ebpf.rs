@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use scope_plugin::check::ProbeClient;
+use scope_plugin_check::ProbeClient;
 use scope_plugin_tests::free_port;
 use scope_plugin_tests::http_counts::{
     Watcher, bpf_allowed, exchange, get, wait_for_http_collectors,

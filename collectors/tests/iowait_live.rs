@@ -130,7 +130,7 @@ fn once_waits_one_interval_and_reports_interval_values() {
         template["priority"].as_f64() >= Some(3.0),
         "does not push CPU and memory out of the top three"
     );
-    let verdict = scope_plugin::check::judge(&output.stdout, "scope-collectors");
+    let verdict = scope_plugin_check::judge(&output.stdout, "scope-collectors");
     assert!(verdict.passes(), "{:#?}", verdict.findings);
 }
 

@@ -432,7 +432,7 @@ mod tests {
             "{out}"
         );
         assert!(
-            out.contains(&quote!(Duration::from_millis(2000u64)).to_string()),
+            out.contains(&quote!(Duration::from_nanos(2000000000u64)).to_string()),
             "{out}"
         );
         assert!(!out.contains("scope_plugin ::"), "{out}");

@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand, ValueEnum};
     after_help = "Every option can also be set by the environment variable shown with it.\n\
                   The probe finds the socket under the plugins root within 5 s and polls GET /report every second."
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Socket to serve on. Default: <plugins-root>/<plugin-id>/<plugin-id>.sock. The file
     /// name minus its extension must be the plugin id: that is how the probe names plugins.
     #[arg(long, env = "SCOPE_PLUGIN_SOCKET", value_name = "PATH")]
@@ -99,14 +99,21 @@ pub struct Cli {
 
 /// Subcommands.
 #[derive(Debug, Clone, Subcommand)]
-pub enum Command {
-    /// Check plugins the way the Scope probe does (a socket, or a plugins root to scan).
-    Check(crate::check::CheckArgs),
+pub(crate) enum Command {
+    /// Check plugins the way the Scope probe does (a socket, or a plugins root to scan);
+    /// runs the scope-plugin-check tool, found next to this binary or on PATH. See
+    /// `check --help`.
+    #[command(disable_help_flag = true)]
+    Check {
+        /// Passed to scope-plugin-check as they are.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 /// How logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     /// One human-readable line per event.
     Text,
     /// One JSON object per line.
@@ -121,7 +128,7 @@ fn parse_key_value(text: &str) -> Result<(String, String), String> {
 }
 
 /// Starts logging to stderr.
-pub fn init_logging(format: LogFormat, filter: &str) -> Result<(), String> {
+pub(crate) fn init_logging(format: LogFormat, filter: &str) -> Result<(), String> {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .map_err(|e| format!("bad --log-level {filter:?}: {e}"))?;
     use std::io::IsTerminal;

@@ -22,17 +22,16 @@
 //! See the README for the attribute keys, the return types collectors may use, and the
 //! command line (`--help`) every plugin gets.
 
-pub mod check;
-pub mod cli;
+mod cli;
 pub mod collector;
 mod error_bodies;
 pub mod ids;
 mod plugin;
 pub mod report;
 mod runner;
-pub mod sampler;
-pub mod server;
-pub mod socket;
+mod sampler;
+mod server;
+mod socket;
 mod timestamp;
 
 pub use collector::{
@@ -55,15 +54,16 @@ pub mod prelude {
     pub use crate::{scope_metadata, scope_metric};
 }
 
-/// Not public API. Used by generated code.
+/// Not public API. Used by generated code, and by this project's own benchmarks.
 #[doc(hidden)]
 pub mod __private {
     pub use crate::collector::{
-        Collected, Collector, Context, HostOutput, Kind, Location, MetadataKind, MetricKind,
-        NodesOutput,
+        CollectFn, Collected, Collector, Context, HostOutput, Kind, Location, MetadataKind,
+        MetricKind, NodesOutput,
     };
     pub use crate::plugin::Plugin;
     pub use crate::report::{DataType, MetricFormat, Topology};
+    pub use crate::sampler::{Sampler, SamplerConfig, sample_once};
     pub use anyhow;
     pub use inventory;
     pub use std::any::Any;

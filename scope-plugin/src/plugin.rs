@@ -87,8 +87,8 @@ impl Plugin {
     }
 
     fn run_cli(self, cli: Cli) -> Result<ExitCode, Failure> {
-        if let Some(Command::Check(args)) = &cli.command {
-            return Ok(crate::check::run(args));
+        if let Some(Command::Check { args }) = &cli.command {
+            return Err(run_checker(args));
         }
         let usage = |message: String| Failure { message, code: 2 };
         let spec = PluginSpec::new(self.id, self.label)
@@ -221,6 +221,27 @@ pub fn list_table(registry: &Registry, plugin_id: &str) -> String {
         let _ = writeln!(out, "{}", line.trim_end());
     }
     out
+}
+
+/// Replaces this process with `scope-plugin-check args…`: the checker is a tool of its
+/// own, so that plugins do not carry its HTTP client and gzip code. Returns only on
+/// failure.
+fn run_checker(args: &[OsString]) -> Failure {
+    use std::os::unix::process::CommandExt;
+    const CHECKER: &str = "scope-plugin-check";
+    let beside_us = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.join(CHECKER)))
+        .filter(|path| path.is_file());
+    let program = beside_us.map_or_else(|| OsString::from(CHECKER), OsString::from);
+    let error = std::process::Command::new(&program).args(args).exec();
+    Failure {
+        message: format!(
+            "cannot run {} ({error}): `check` is the scope-plugin-check tool; install it with `cargo install --path <scope-plugin checkout>/scope-plugin/check`, or build it with `cargo build -p scope-plugin-check` in the checkout",
+            program.to_string_lossy()
+        ),
+        code: 2,
+    }
 }
 
 struct Failure {

@@ -20,7 +20,7 @@ use crate::collector::{Collected, Collector, Context};
 
 /// The outcome of one sample.
 #[derive(Debug)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Values (possibly none this round).
     Collected(Collected),
     /// The collector returned an error or panicked.
@@ -31,11 +31,11 @@ pub enum Outcome {
 
 /// The longest error text kept from a collector, in bytes. Errors go to the log and onto
 /// the host node in Scope; one that quotes a 100 KB counter would be copied into both.
-pub const MAX_ERROR_TEXT: usize = 1000;
+pub(crate) const MAX_ERROR_TEXT: usize = 1000;
 
 impl Outcome {
     /// A failure with `message`, cut to [`MAX_ERROR_TEXT`] bytes (at a character boundary).
-    pub fn failed(message: String) -> Self {
+    pub(crate) fn failed(message: String) -> Self {
         if message.len() <= MAX_ERROR_TEXT {
             return Self::Failed(message);
         }

@@ -2,7 +2,7 @@
 //! snapshot that `/report` serves as is.
 //!
 //! A collector runs on the blocking pool under `catch_unwind` and a timeout (see
-//! [`crate::runner`]), so a panic or a hang loses only that collector's values; `/report`
+//! the runner), so a panic or a hang loses only that collector's values; `/report`
 //! never waits for a collector.
 
 use std::collections::HashMap;
@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use crate::collector::{Collected, Collector, Context, Kind, Point, Registry, Value};
 use crate::ids::{NodeKey, ThisHost};
 use crate::report::{Finite, Metric, MetricTemplate, PluginSpec, Report, Topology};
-pub use crate::runner::{MAX_ERROR_TEXT, Outcome};
+pub(crate) use crate::runner::Outcome;
 use crate::runner::{QuickJobs, Runner, run_in_background};
 use crate::timestamp::Timestamp;
 

@@ -30,7 +30,7 @@ const SEND_BUFFER_BYTES: libc::c_int = 4 << 20;
 
 /// The plugin's routes: `GET /report` (the snapshot), `GET /collectors` (per-collector
 /// counters); JSON 404 and 405 for everything else.
-pub fn router(sampler: Arc<Sampler>) -> Router {
+pub(crate) fn router(sampler: Arc<Sampler>) -> Router {
     Router::new()
         .route("/report", get(report))
         .route("/collectors", get(collectors))
@@ -84,14 +84,14 @@ async fn method_not_allowed(request: Request) -> Response {
 /// idle timeout and the header-read timeout at once (hyper has one timer for both). At
 /// least 30 s, since the probe keeps its connection between polls and a shorter idle
 /// timeout races with its next request; the probe polls every second, so it never waits.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The most connections kept open, whatever the open-files limit allows.
 const MAX_CONNECTIONS: usize = 256;
 
 /// The open-connections cap for this process: a quarter of its open-files limit (at
-/// most [`MAX_CONNECTIONS`]), so that collectors, the runtime and the logs keep the rest.
-pub fn connection_limit() -> usize {
+/// most `MAX_CONNECTIONS`), so that collectors, the runtime and the logs keep the rest.
+pub(crate) fn connection_limit() -> usize {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -108,7 +108,7 @@ pub fn connection_limit() -> usize {
 
 /// Raises the soft open-files limit to the hard one, as Go programs (the probe among them)
 /// do at start: the soft default of 1024 is a relic of select(2), which nothing here uses.
-pub fn raise_open_files_limit() {
+pub(crate) fn raise_open_files_limit() {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -131,7 +131,7 @@ pub fn raise_open_files_limit() {
 /// sent a request, the oldest first, else the one that has gone longest without one: the
 /// probe asks every second, so its connection is the last to go, however many idle ones
 /// others open (and a probe whose connection closes opens another).
-pub async fn serve(
+pub(crate) async fn serve(
     listener: UnixListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -385,7 +385,7 @@ fn enlarge_send_buffer(stream: &mut UnixStream) {
 /// terminal goes away; there is no configuration file to reload), and each shuts down
 /// cleanly, removing the socket. SIGUSR1, SIGUSR2 and SIGALRM, whose default action would
 /// kill the process and leave the socket behind, are logged and ignored.
-pub async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     for (kind, name) in [
         (SignalKind::user_defined1(), "SIGUSR1"),

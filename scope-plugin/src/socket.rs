@@ -13,7 +13,7 @@ use tokio::net::UnixListener;
 
 /// Why the socket could not be set up.
 #[derive(Debug, thiserror::Error)]
-pub enum SocketError {
+pub(crate) enum SocketError {
     /// Another process answers on the socket.
     #[error(
         "another plugin instance is serving on {0} (it accepted a connection); stop it first, or pass --socket with another path"
@@ -71,10 +71,10 @@ pub enum SocketError {
     },
 }
 
-pub use scope_plugin_rules::plugin_id_from_path;
+pub(crate) use scope_plugin_rules::plugin_id_from_path;
 
 /// The default socket path: `<root>/<id>/<id>.sock` (one private directory per plugin).
-pub fn default_socket_path(plugins_root: &Path, plugin_id: &str) -> PathBuf {
+pub(crate) fn default_socket_path(plugins_root: &Path, plugin_id: &str) -> PathBuf {
     plugins_root
         .join(plugin_id)
         .join(format!("{plugin_id}.sock"))
@@ -82,7 +82,7 @@ pub fn default_socket_path(plugins_root: &Path, plugin_id: &str) -> PathBuf {
 
 /// Our bound socket; dropping it removes what we own.
 #[derive(Debug)]
-pub struct BoundSocket {
+pub(crate) struct BoundSocket {
     path: PathBuf,
     inode: (u64, u64),
     created_dir: Option<PathBuf>,
@@ -90,7 +90,7 @@ pub struct BoundSocket {
 
 impl BoundSocket {
     /// The socket path.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 }
@@ -102,7 +102,10 @@ const MAX_SOCKET_PATH: usize = 107;
 ///
 /// Everything that can be checked is checked before anything is created, and on failure
 /// whatever this call created is removed again.
-pub fn bind(path: &Path, plugin_id: &str) -> Result<(UnixListener, BoundSocket), SocketError> {
+pub(crate) fn bind(
+    path: &Path,
+    plugin_id: &str,
+) -> Result<(UnixListener, BoundSocket), SocketError> {
     let derived = plugin_id_from_path(path).unwrap_or_default();
     if derived != plugin_id {
         return Err(SocketError::IdMismatch {

@@ -98,7 +98,7 @@ fn every_type_on_the_wire() {
         r#""Plugins":[{"id":"p","label":"P","interfaces":["reporter","controller"],"api_version":"1","status":"ok"}]}"#,
     );
     assert_eq!(json, expected);
-    let verdict = scope_plugin::check::judge(json.as_bytes(), "p");
+    let verdict = scope_plugin_check::judge(json.as_bytes(), "p");
     assert_eq!(verdict.status, "ok");
     assert!(verdict.passes(), "{:#?}", verdict.findings);
 }

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use scope_plugin::check::{Latency, ProbeClient};
-use scope_plugin::sampler::{Sampler, SamplerConfig, sample_once};
+use scope_plugin::__private::{Sampler, SamplerConfig, sample_once};
+use scope_plugin_check::{Latency, ProbeClient};
 use scope_plugin_tests::{built_binary, free_port};
 
 const ROUNDS: usize = 5;

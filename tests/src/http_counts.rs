@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use scope_plugin::check::{ProbeClient, judge, parse_rfc3339_nanos};
+use scope_plugin_check::{ProbeClient, judge, parse_rfc3339_nanos};
 
 /// The collectors plugin's requests series.
 pub const REQUESTS: &str = "scope-collectors_http_requests";

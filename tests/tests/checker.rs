@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use scope_plugin::check::{Level, PluginCheck, check_socket, check_socket_with};
+use scope_plugin_check::{Level, PluginCheck, check_socket, check_socket_with};
 use scope_plugin_tests::{Canned, RunningPlugin, built_binary, serve_canned};
 use serde_json::{Value, json};
 
@@ -413,7 +413,7 @@ fn our_own_plugins_pass_with_no_must_finding() {
 }
 
 fn run_check_binary(args: &[&str], root: &Path) -> std::process::Output {
-    let binary = built_binary("scope-plugin", "scope-plugin-check");
+    let binary = built_binary("scope-plugin-check", "scope-plugin-check");
     std::process::Command::new(binary)
         .args(args)
         .arg(root)
@@ -480,6 +480,8 @@ fn the_command_line_scans_a_root_and_exits_by_verdict() {
 
 #[test]
 fn every_plugin_has_the_check_subcommand() {
+    // `<plugin> check` runs the checker installed beside the plugin binary.
+    built_binary("scope-plugin-check", "scope-plugin-check");
     let plugin = RunningPlugin::start(env!("CARGO_BIN_EXE_test-plugin"), "test-plugin", &[]);
     std::thread::sleep(Duration::from_millis(500));
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_test-plugin"))

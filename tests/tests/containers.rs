@@ -165,7 +165,7 @@ fn the_readme_container_serves_the_probe_and_counts_http_exactly() {
     wait_for_http_collectors(&socket);
 
     // The checker, on the host, finds the plugin as the probe would.
-    let checker = Command::new(built_binary("scope-plugin", "scope-plugin-check"))
+    let checker = Command::new(built_binary("scope-plugin-check", "scope-plugin-check"))
         .arg(plugins.path())
         .output()
         .expect("checker runs");

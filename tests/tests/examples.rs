@@ -1,7 +1,7 @@
 //! Every example plugin starts on a temporary socket and serves a valid report with its
 //! own metric; `--list` and `--once` show the same.
 
-use scope_plugin::check::{ProbeClient, judge};
+use scope_plugin_check::{ProbeClient, judge};
 use scope_plugin_tests::{RunningPlugin, built_binary};
 
 const EXAMPLES: &[(&str, &str, &str, &str)] = &[

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use scope_plugin::check::ProbeClient;
+use scope_plugin_check::ProbeClient;
 use scope_plugin_tests::{RunningPlugin, built_binary, raw_request};
 
 const PLUGIN: &str = env!("CARGO_BIN_EXE_test-plugin");

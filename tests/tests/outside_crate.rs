@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use scope_plugin::check::{ProbeClient, judge};
+use scope_plugin_check::{ProbeClient, judge};
 use scope_plugin_tests::{RunningPlugin, docker, workspace_root};
 
 const MAIN_RS: &str = r#"

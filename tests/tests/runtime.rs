@@ -4,7 +4,7 @@ use std::io::Write;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::time::{Duration, Instant};
 
-use scope_plugin::check::{Level, ProbeClient, judge};
+use scope_plugin_check::{Level, ProbeClient, judge};
 use scope_plugin_tests::{RunningPlugin, json, raw_request, read_response};
 
 const PLUGIN: &str = env!("CARGO_BIN_EXE_test-plugin");

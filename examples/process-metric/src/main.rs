@@ -5,7 +5,7 @@
 
 use scope_plugin::prelude::*;
 
-/// Open file descriptors per process, from /proc/<pid>/fd.
+/// Open file descriptors per process, from `/proc/<pid>/fd`.
 #[scope_metric(
     topology = "process",
     id = "open_fds",

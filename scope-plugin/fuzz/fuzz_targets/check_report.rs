@@ -3,7 +3,7 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let verdict = scope_plugin::check::judge(data, "p");
+    let verdict = scope_plugin_check::judge(data, "p");
     assert!(
         verdict.status == "ok" || verdict.status.starts_with("error: "),
         "{}",

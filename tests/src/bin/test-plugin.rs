@@ -6,8 +6,7 @@ use std::time::Duration;
 use scope_plugin::__private::{
     Any, Collected, Collector, Context, Kind, Location, MetricFormat, Topology,
 };
-use scope_plugin::collector::Point;
-use scope_plugin::{NodeKey, Pid, ThisHost, Value, register_collector};
+use scope_plugin::{NodeKey, Pid, Point, ThisHost, Value, register_collector};
 
 const HERE: Location = Location {
     module_path: module_path!(),
@@ -22,7 +21,7 @@ fn no_state() -> Box<dyn Any + Send> {
 const fn metric(
     id: &'static str,
     topology: Topology,
-    collect: scope_plugin::collector::CollectFn,
+    collect: scope_plugin::__private::CollectFn,
 ) -> Collector {
     Collector {
         topology,

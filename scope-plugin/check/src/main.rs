@@ -1,5 +1,6 @@
 //! `scope-plugin-check PATH`: checks any Scope plugin (Go, Python, anything on a unix
-//! socket) the way the probe would. The same as `<plugin> check PATH`.
+//! socket) the way the probe would. Every plugin built with scope-plugin also runs it as
+//! `<plugin> check PATH` (when this binary is installed).
 
 use clap::Parser;
 
@@ -10,9 +11,9 @@ use clap::Parser;
 #[command(version)]
 struct Args {
     #[command(flatten)]
-    check: scope_plugin::check::CheckArgs,
+    check: scope_plugin_check::CheckArgs,
 }
 
 fn main() -> std::process::ExitCode {
-    scope_plugin::check::run(&Args::parse().check)
+    scope_plugin_check::run(&Args::parse().check)
 }
