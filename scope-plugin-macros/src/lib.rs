@@ -11,19 +11,107 @@ use proc_macro::TokenStream;
 
 use collector::AttrKind;
 
-/// Registers a function as a metric collector. See `scope_plugin` for the keys.
+/// Registers a function as a metric collector: a number per node, drawn as a sparkline
+/// in Scope's node details.
+///
+/// ```no_run
+/// use scope_plugin::prelude::*;
+///
+/// /// The 1-minute load average.
+/// #[scope_metric(topology = "host", id = "load1", label = "Load (1m)", min = 0.0, priority = 4.0)]
+/// fn load1(ctx: &Context) -> anyhow::Result<f64> {
+///     let text = std::fs::read_to_string(ctx.procfs_path("loadavg"))?;
+///     Ok(text.split_whitespace().next().unwrap_or("0").parse()?)
+/// }
+///
+/// /// Threads per process (the key says which node: here a process, by host pid).
+/// #[scope_metric(topology = "process", id = "threads", label = "Threads", format = "integer")]
+/// fn threads() -> Vec<(Pid, u64)> {
+///     vec![(Pid(std::process::id()), 4)]
+/// }
+///
+/// scope_plugin::main!(id = "my-plugin", label = "My plugin");
+/// ```
+///
+/// # Keys
+///
+/// | key | required | meaning |
+/// |---|---|---|
+/// | `topology` | yes | where the value shows: `"host"`, `"process"`, `"container"`, `"pod"`, ... (Scope's 23 topologies, lowercase, as in `docs/protocol.md` §3.2) |
+/// | `id` | yes | unique in the plugin: letters, digits, `_ - .`, no `___`; sent as `<plugin-id>_<id>` |
+/// | `label` | yes | the row's label in the node details; for a family of metrics, `{}` is replaced by the series |
+/// | `format` | no | `"number"` (default), `"integer"`, `"filesize"` (bytes), `"percent"` (0 to 100) |
+/// | `min`, `max` | no | the sparkline's range. Without `max`, the top of the sparkline is the highest value shown; without `min`, 0 |
+/// | `priority` | no | row order, ascending. Scope shows three metrics before "show more", and its CPU and memory rows use 1 and 2: use 3 or more |
+/// | `interval` | no | how often to sample, e.g. `"5s"`, `"1m30s"` (at least 100ms); default: the plugin's `--interval` |
+/// | `timeout` | no | how long a sample may take before it counts as failed; default: the interval |
+/// | `default` | no | `false`: off unless enabled with `--enable <id>` |
+/// | `namespaced` | no | `false`: send the id without the `<plugin-id>_` prefix (keys may then collide with other plugins') |
+/// | `crate` | no | the path of `scope_plugin` when you re-export it, e.g. `crate = ::my_sdk::scope` |
+///
+/// # The function
+///
+/// Parameters, in any order, each optional: `&mut S` for state kept between samples
+/// (`S: Default + Send + 'static`, made on the first sample and after a panic) and
+/// `&Context` (host id, procfs root, time since the last sample, `--set` options). It
+/// must not be `async` or generic.
+///
+/// It returns, for `topology = "host"`, the value (`f64`, `f32` or any integer); for any
+/// other topology, `(key, value)` pairs in a `Vec`, `HashMap` or `BTreeMap`, where the key
+/// is the typed key of that topology (`Pid` for `"process"`, `ContainerId` for
+/// `"container"`, `PodUid` for `"pod"`, ...), which the runtime turns into Scope's node id.
+/// A family of metrics keys its values by `(key, series)` (e.g. `((Pid, u16), f64)`), and
+/// each series becomes `<id>_<series>`. Any of these may be wrapped in `Option` (`None`: no
+/// sample this round) and in `Result` (an error: logged, shown on the host node, and the
+/// other collectors go on).
 #[proc_macro_attribute]
 pub fn scope_metric(args: TokenStream, item: TokenStream) -> TokenStream {
     collector::attribute(AttrKind::Metric, args.into(), item.into()).into()
 }
 
-/// Registers a function as a metadata (text row) collector. See `scope_plugin`.
+/// Registers a function as a metadata collector: a text row per node in Scope's node
+/// details.
+///
+/// ```no_run
+/// use scope_plugin::prelude::*;
+///
+/// /// The kernel release.
+/// #[scope_metadata(topology = "host", id = "kernel", label = "Kernel")]
+/// fn kernel(ctx: &Context) -> anyhow::Result<String> {
+///     Ok(std::fs::read_to_string(ctx.procfs_path("sys/kernel/osrelease"))?.trim().to_owned())
+/// }
+///
+/// scope_plugin::main!(id = "my-plugin", label = "My plugin");
+/// ```
+///
+/// The keys are those of [`scope_metric`] less `format`, `min` and `max`, plus
+/// `data_type`: `"text"` (default), `"number"` and `"ip"` (which only change how the
+/// column sorts), `"datetime"` (an RFC 3339 time, shown relative to now), `"duration"`
+/// (seconds). Rows with `priority` 10 or more are hidden behind "show more". The function
+/// returns a `String` (or anything `Display`) where a metric returns a number.
 #[proc_macro_attribute]
 pub fn scope_metadata(args: TokenStream, item: TokenStream) -> TokenStream {
     collector::attribute(AttrKind::Metadata, args.into(), item.into()).into()
 }
 
-/// Writes `fn main` for a plugin: `scope_plugin::main!(id = "my-plugin", label = "My plugin")`.
+/// Writes `fn main` for a plugin, which serves every registered collector.
+///
+/// ```no_run
+/// scope_plugin::main!(
+///     id = "my-plugin",
+///     label = "My plugin",
+///     description = "What the plugin adds, shown in Scope's plugin list"
+/// );
+/// ```
+///
+/// | key | required | meaning |
+/// |---|---|---|
+/// | `id` | yes | the plugin's id: letters and digits in groups joined by single dashes; it names the socket, `<plugins-root>/<id>/<id>.sock`, which is how the probe knows it |
+/// | `label` | yes | the plugin's name in Scope |
+/// | `description` | no | the tooltip in Scope's plugin list |
+/// | `crate` | no | the path of `scope_plugin` when you re-export it |
+///
+/// The binary gets the command line described in the README (`--help` lists it).
 #[proc_macro]
 pub fn main(args: TokenStream) -> TokenStream {
     main_macro::main(args.into()).into()
