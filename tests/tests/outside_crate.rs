@@ -40,29 +40,33 @@ scope_plugin::main!(id = "outside", label = "Outside", description = "Built outs
 
 /// The crate, written to a new temporary directory.
 fn outside_crate() -> tempfile::TempDir {
-    let root = workspace_root();
-    let dir = tempfile::tempdir().expect("tempdir");
     let manifest = format!(
         "[package]\nname = \"outside\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[dependencies]\n\
          scope-plugin = {{ path = {:?} }}\n\n[workspace]\n",
-        root.join("scope-plugin")
+        workspace_root().join("scope-plugin")
     );
+    new_crate(&manifest, MAIN_RS)
+}
+
+/// A crate outside the workspace with `manifest` and `main_rs`, in a new temporary directory.
+fn new_crate(manifest: &str, main_rs: &str) -> tempfile::TempDir {
+    let root = workspace_root();
+    let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("Cargo.toml"), manifest).expect("manifest");
     std::fs::create_dir(dir.path().join("src")).expect("src");
-    std::fs::write(dir.path().join("src/main.rs"), MAIN_RS).expect("main.rs");
+    std::fs::write(dir.path().join("src/main.rs"), main_rs).expect("main.rs");
     // Same dependency versions as the workspace, so the build needs no registry access.
     std::fs::copy(root.join("Cargo.lock"), dir.path().join("Cargo.lock")).expect("lockfile");
     dir
 }
 
-#[test]
-fn a_new_crate_with_only_annotated_functions_is_a_plugin() {
-    let root = workspace_root();
-    let dir = outside_crate();
-    let target = root.join("target/outside-crate");
+/// Builds the crate in `dir` (offline, in the workspace's target directory under `name`)
+/// and returns its binary.
+fn build(dir: &std::path::Path, name: &str, binary: &str) -> std::path::PathBuf {
+    let target = workspace_root().join("target").join(name);
     let build = Command::new(env!("CARGO"))
         .args(["build", "--quiet", "--offline"])
-        .current_dir(dir.path())
+        .current_dir(dir)
         .env("CARGO_TARGET_DIR", &target)
         .output()
         .expect("cargo runs");
@@ -71,7 +75,51 @@ fn a_new_crate_with_only_annotated_functions_is_a_plugin() {
         "build failed:\n{}",
         String::from_utf8_lossy(&build.stderr)
     );
-    let binary = target.join("debug/outside");
+    target.join("debug").join(binary)
+}
+
+/// The first code block of `language` in the README.
+fn readme_block(language: &str) -> String {
+    let readme = std::fs::read_to_string(workspace_root().join("README.md")).expect("README");
+    let start = readme
+        .find(&format!("```{language}\n"))
+        .map(|i| i + language.len() + 4)
+        .unwrap_or_else(|| panic!("the README has a {language} block"));
+    let end = readme[start..].find("```").expect("the block ends") + start;
+    readme[start..end].to_owned()
+}
+
+#[test]
+fn the_readmes_first_example_and_manifest_make_a_plugin() {
+    // The manifest as the README shows it, with its path pointing at this checkout.
+    let manifest = readme_block("toml").replace(
+        "\"../scope-plugin/scope-plugin\"",
+        &format!("{:?}", workspace_root().join("scope-plugin")),
+    ) + "\n[workspace]\n";
+    assert!(manifest.contains(&format!("{:?}", workspace_root().join("scope-plugin"))));
+    let dir = new_crate(&manifest, &readme_block("rust"));
+    let binary = build(dir.path(), "outside-crate", "my-plugin");
+    let once = Command::new(&binary)
+        .args(["--once", "--host-id", "h"])
+        .output()
+        .expect("runs");
+    assert!(
+        once.status.success(),
+        "{}",
+        String::from_utf8_lossy(&once.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&once.stdout).expect("json");
+    let iowait =
+        report["Host"]["nodes"]["h;<host>"]["metrics"]["my-plugin_iowait"]["samples"][0]["value"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("an IO wait value after two samples: {report}"));
+    assert!((0.0..=100.0).contains(&iowait), "{iowait}");
+}
+
+#[test]
+fn a_new_crate_with_only_annotated_functions_is_a_plugin() {
+    let dir = outside_crate();
+    let binary = build(dir.path(), "outside-crate", "outside");
 
     let list = Command::new(&binary).arg("--list").output().expect("runs");
     let list = String::from_utf8_lossy(&list.stdout);
