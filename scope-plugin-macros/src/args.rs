@@ -25,6 +25,20 @@ impl Parse for Arg {
     }
 }
 
+/// " did you mean `x`?" for the closest of `candidates` to a misspelt `word`, if one is
+/// within an edit or two (a swap counts as one), else nothing.
+pub(crate) fn did_you_mean<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> String {
+    candidates
+        .map(|candidate| {
+            let similarity = strsim::normalized_damerau_levenshtein(word, candidate);
+            (similarity, candidate)
+        })
+        .filter(|(similarity, _)| *similarity >= 0.6)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, candidate)| format!(" did you mean `{candidate}`?"))
+        .unwrap_or_default()
+}
+
 /// All pairs, checked for unknown and repeated keys.
 pub(crate) struct Args {
     pub(crate) pairs: Vec<Arg>,
@@ -42,7 +56,11 @@ impl Args {
             if !valid.contains(&key.as_str()) {
                 return Err(syn::Error::new(
                     arg.key.span(),
-                    format!("unknown key `{key}`; valid keys are: {}", valid.join(", ")),
+                    format!(
+                        "unknown key `{key}`;{} valid keys are: {}",
+                        did_you_mean(&key, valid.iter().copied()),
+                        valid.join(", ")
+                    ),
                 ));
             }
             if !seen.insert(key.clone()) {

@@ -91,7 +91,8 @@ pub(crate) struct CollectorAttr {
     krate: syn::Path,
 }
 
-/// The value named by `text`, or an error listing what `what` accepts.
+/// The value named by `text`, or an error listing what `what` accepts (`names`, quoted
+/// and comma-separated), with the closest as a suggestion.
 fn lookup<T>(
     text: &LitStr,
     what: &str,
@@ -100,9 +101,11 @@ fn lookup<T>(
 ) -> syn::Result<T> {
     let value = text.value();
     find(&value).ok_or_else(|| {
+        let suggestion =
+            crate::args::did_you_mean(&value, names.split(", ").map(|name| name.trim_matches('"')));
         syn::Error::new(
             text.span(),
-            format!("unknown {what} {value:?}; use one of: {names}"),
+            format!("unknown {what} {value:?};{suggestion} use one of: {names}"),
         )
     })
 }
@@ -239,7 +242,7 @@ impl CollectorAttr {
         let convert = if self.topology == "Host" {
             quote_spanned!(name.span()=> #krate::__private::host_output::<#output_kind, _>(#name(#(#call_args),*), context))
         } else {
-            quote_spanned!(name.span()=> #krate::__private::nodes_output::<#output_kind, _>(
+            quote_spanned!(name.span()=> #krate::__private::nodes_output::<#output_kind, _, #krate::__private::topology::#topology>(
                 #name(#(#call_args),*), context, #krate::__private::Topology::#topology))
         };
         let state_new =

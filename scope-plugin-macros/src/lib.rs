@@ -88,7 +88,8 @@ pub fn scope_metric(args: TokenStream, item: TokenStream) -> TokenStream {
 /// `data_type`: `"text"` (default), `"number"` and `"ip"` (which only change how the
 /// column sorts), `"datetime"` (an RFC 3339 time, shown relative to now), `"duration"`
 /// (seconds). Rows with `priority` 10 or more are hidden behind "show more". The function
-/// returns a `String` (or anything `Display`) where a metric returns a number.
+/// returns a `String` or `&str` (or a number or `bool`, sent as its text) where a metric
+/// returns a number.
 #[proc_macro_attribute]
 pub fn scope_metadata(args: TokenStream, item: TokenStream) -> TokenStream {
     collector::attribute(AttrKind::Metadata, args.into(), item.into()).into()

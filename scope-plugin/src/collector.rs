@@ -359,7 +359,7 @@ metric_values!(f64, f32, u8, u16, u32, u64, usize, i8, i16, i32, i64, isize);
 /// Text a metadata collector may return.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a metadata value",
-    label = "a #[scope_metadata] function returns text (String or &str) per node",
+    label = "a #[scope_metadata] function returns text (String or &str), a number or a bool per node",
     note = "for numbers, use #[scope_metric]"
 )]
 pub trait MetadataValue {
@@ -378,6 +378,19 @@ impl MetadataValue for &str {
         self.to_owned()
     }
 }
+
+// Numbers and booleans as their text: a row such as "open files: 12", sorted as a number
+// with `data_type = "number"`.
+macro_rules! metadata_as_text {
+    ($($type:ty)*) => {$(
+        impl MetadataValue for $type {
+            fn into_text(self) -> String {
+                self.to_string()
+            }
+        }
+    )*};
+}
+metadata_as_text!(u8 u16 u32 u64 u128 usize i8 i16 i32 i64 i128 isize f32 f64 bool);
 
 /// Turns a collector's value into [`Value`]; `Kind` is `MetricKind` or `MetadataKind`.
 pub trait IntoValue<Kind> {
@@ -454,6 +467,8 @@ impl<K, T: HostOutput<K>, E: Into<anyhow::Error>> HostOutput<K> for Result<T, E>
     note = "host collectors return a single value instead"
 )]
 pub trait NodesOutput<K> {
+    /// The node key type of the values.
+    type Node: NodeKey;
     /// The collected values, checked against the collector's topology.
     fn into_collected(self, context: &Context, topology: Topology) -> anyhow::Result<Collected>;
 }
@@ -512,24 +527,28 @@ fn keyed<K, Key: SeriesKey, V: IntoValue<K>>(
 }
 
 impl<K, Key: SeriesKey, V: IntoValue<K>> NodesOutput<K> for Vec<(Key, V)> {
+    type Node = Key::Node;
     fn into_collected(self, context: &Context, topology: Topology) -> anyhow::Result<Collected> {
         keyed(self, context, topology)
     }
 }
 
 impl<K, Key: SeriesKey, V: IntoValue<K>> NodesOutput<K> for BTreeMap<Key, V> {
+    type Node = Key::Node;
     fn into_collected(self, context: &Context, topology: Topology) -> anyhow::Result<Collected> {
         keyed(self, context, topology)
     }
 }
 
 impl<K, Key: SeriesKey, V: IntoValue<K>, S> NodesOutput<K> for HashMap<Key, V, S> {
+    type Node = Key::Node;
     fn into_collected(self, context: &Context, topology: Topology) -> anyhow::Result<Collected> {
         keyed(self, context, topology)
     }
 }
 
 impl<K, T: NodesOutput<K>> NodesOutput<K> for Option<T> {
+    type Node = T::Node;
     fn into_collected(self, context: &Context, topology: Topology) -> anyhow::Result<Collected> {
         match self {
             Some(values) => values.into_collected(context, topology),
@@ -539,6 +558,7 @@ impl<K, T: NodesOutput<K>> NodesOutput<K> for Option<T> {
 }
 
 impl<K, T: NodesOutput<K>, E: Into<anyhow::Error>> NodesOutput<K> for Result<T, E> {
+    type Node = T::Node;
     fn into_collected(self, context: &Context, topology: Topology) -> anyhow::Result<Collected> {
         self.map_err(Into::into)?.into_collected(context, topology)
     }
@@ -550,4 +570,20 @@ macro_rules! register_collector {
     ($collector:expr) => {
         $crate::__private::inventory::submit! { $collector }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_and_bools_are_metadata_text() {
+        let text = |value: Value| match value {
+            Value::Text(text) => text,
+            Value::Number(n) => panic!("a number {n}, not text"),
+        };
+        assert_eq!(text(IntoValue::<MetadataKind>::into_value(12_usize)), "12");
+        assert_eq!(text(IntoValue::<MetadataKind>::into_value(1.5_f64)), "1.5");
+        assert_eq!(text(IntoValue::<MetadataKind>::into_value(true)), "true");
+    }
 }

@@ -44,10 +44,42 @@ pub fn probe_host_id() -> String {
     }
 }
 
+/// One type per topology, so that the compiler can check that a collector's keys name
+/// nodes of the topology it declares (see [`KeyOf`]). Not public API.
+#[doc(hidden)]
+pub mod topology {
+    macro_rules! markers {
+        ($($name:ident)*) => {$(
+            /// The topology of the same name.
+            #[derive(Debug)]
+            pub struct $name;
+        )*};
+    }
+    markers! {
+        Endpoint Process Container ContainerImage Pod Service Deployment ReplicaSet DaemonSet
+        StatefulSet CronJob Job Namespace Host Overlay EcsTask EcsService SwarmService
+        PersistentVolume PersistentVolumeClaim StorageClass VolumeSnapshot VolumeSnapshotData
+    }
+}
+
+/// Keys that name nodes of the topology `M`: what lets `topology = "container"` with `Pid`
+/// keys fail to compile instead of failing every sample.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` does not name nodes of this collector's topology (`{M}`)",
+    label = "this collector returns keys of another topology",
+    note = "key each topology's values by its own key: process `Pid`, container `ContainerId`, container_image `ContainerImageId`, pod `PodUid`, service `ServiceUid`, deployment `DeploymentUid`, replica_set `ReplicaSetUid`, daemon_set `DaemonSetUid`, stateful_set `StatefulSetUid`, cron_job `CronJobUid`, job `JobUid`, namespace `NamespaceUid`; a host collector returns a single value"
+)]
+pub trait KeyOf<M> {}
+
 /// A node identity in one topology; the runtime turns it into Scope's node id.
 ///
 /// Implemented for the typed keys below, so a per-node collector returns
 /// `Vec<(Pid, f64)>` and never formats a node id by hand.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a node key",
+    label = "per-node values are keyed by a node key type, not by `{Self}`",
+    note = "process: `Pid(pid)`, container: `ContainerId(id)`, pod: `PodUid(uid)`, ...; the runtime turns keys into Scope's node ids"
+)]
 pub trait NodeKey {
     /// The topology whose nodes this key names.
     const TOPOLOGY: Topology;
@@ -59,6 +91,8 @@ pub trait NodeKey {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ThisHost;
 
+impl KeyOf<topology::Host> for ThisHost {}
+
 impl NodeKey for ThisHost {
     const TOPOLOGY: Topology = Topology::Host;
     fn node_id(&self, host_id: &str) -> String {
@@ -69,6 +103,8 @@ impl NodeKey for ThisHost {
 /// A process, by its pid in the host pid namespace (Scope's process ids are host pids).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Pid(pub u32);
+
+impl KeyOf<topology::Process> for Pid {}
 
 impl NodeKey for Pid {
     const TOPOLOGY: Topology = Topology::Process;
@@ -88,6 +124,8 @@ macro_rules! uid_keys {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub struct $name(pub String);
+
+        impl KeyOf<topology::$topology> for $name {}
 
         impl NodeKey for $name {
             const TOPOLOGY: Topology = Topology::$topology;
@@ -146,6 +184,8 @@ pub struct EcsService {
     pub name: String,
 }
 
+impl KeyOf<topology::EcsService> for EcsService {}
+
 impl NodeKey for EcsService {
     const TOPOLOGY: Topology = Topology::EcsService;
     fn node_id(&self, _host_id: &str) -> String {
@@ -156,6 +196,8 @@ impl NodeKey for EcsService {
 /// A weave or docker overlay peer: `#<peer name>`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct OverlayPeer(pub String);
+
+impl KeyOf<topology::Overlay> for OverlayPeer {}
 
 impl NodeKey for OverlayPeer {
     const TOPOLOGY: Topology = Topology::Overlay;
@@ -174,6 +216,8 @@ pub struct Endpoint {
     /// The port.
     pub port: u16,
 }
+
+impl KeyOf<topology::Endpoint> for Endpoint {}
 
 impl NodeKey for Endpoint {
     const TOPOLOGY: Topology = Topology::Endpoint;

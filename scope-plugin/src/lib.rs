@@ -61,6 +61,7 @@ pub mod __private {
         CollectFn, Collected, Collector, Context, HostOutput, Kind, Location, MetadataKind,
         MetricKind, NodesOutput,
     };
+    pub use crate::ids::topology;
     pub use crate::plugin::Plugin;
     pub use crate::report::{DataType, MetricFormat, Topology};
     pub use crate::sampler::{Sampler, SamplerConfig, sample_once};
@@ -92,12 +93,17 @@ pub mod __private {
         output.into_collected(context)
     }
 
-    /// Converts a per-node collector's return value.
-    pub fn nodes_output<K, T: NodesOutput<K>>(
+    /// Converts a per-node collector's return value; `M`, the marker of the declared
+    /// topology, makes keys of another topology a compile error.
+    pub fn nodes_output<K, T, M>(
         output: T,
         context: &Context,
         topology: Topology,
-    ) -> anyhow::Result<Collected> {
+    ) -> anyhow::Result<Collected>
+    where
+        T: NodesOutput<K>,
+        T::Node: crate::ids::KeyOf<M>,
+    {
         output.into_collected(context, topology)
     }
 }
