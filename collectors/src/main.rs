@@ -13,10 +13,6 @@ mod collectors {
 }
 mod cpu_times;
 mod http_bpf;
-#[cfg(test)]
-mod http_classify;
-#[cfg(test)]
-mod http_scan_ffi;
 mod psi;
 mod shared_reading;
 

@@ -80,7 +80,7 @@ impl Job {
     fn spawn_alone(self) -> oneshot::Receiver<Finished> {
         let (reply, finished) = oneshot::channel();
         tokio::task::spawn_blocking(move || {
-            run_in_background();
+            lower_thread_priority();
             // The sampler may have stopped waiting (shutdown): nothing to tell it then.
             let _ = reply.send(self.run());
         });
@@ -168,7 +168,7 @@ impl QuickJobs {
     fn spawn_job(self: &Arc<Self>, generation: u64) {
         let jobs = Arc::clone(self);
         tokio::task::spawn_blocking(move || {
-            run_in_background();
+            lower_thread_priority();
             jobs.work(generation);
         });
     }
@@ -386,7 +386,7 @@ impl Runner {
 /// Blocking-pool threads run only collectors and snapshot rebuilds: at a lower priority
 /// they yield the CPU to the async workers answering `/report`, which matters on small
 /// hosts where a big rebuild would otherwise share a core with a request.
-pub(crate) fn run_in_background() {
+pub(crate) fn lower_thread_priority() {
     thread_local! {
         static LOWERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     }

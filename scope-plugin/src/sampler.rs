@@ -20,7 +20,7 @@ use crate::collector::{Collected, Collector, Context, Kind, Point, Registry, Val
 use crate::ids::{NodeKey, ThisHost};
 use crate::report::{Finite, Metric, MetricTemplate, PluginSpec, Report, Topology};
 pub(crate) use crate::runner::Outcome;
-use crate::runner::{QuickJobs, Runner, run_in_background};
+use crate::runner::{QuickJobs, Runner, lower_thread_priority};
 use crate::timestamp::Timestamp;
 
 /// How long a finished collector waits for others still running before the snapshot is
@@ -225,7 +225,7 @@ impl Sampler {
                 // so /report never waits behind it.
                 let builder = Arc::clone(&sampler);
                 if tokio::task::spawn_blocking(move || {
-                    run_in_background();
+                    lower_thread_priority();
                     builder.rebuild();
                 })
                 .await

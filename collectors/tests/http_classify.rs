@@ -1,14 +1,18 @@
 //! Tests of the HTTP classifier in bpf/http_scan.h, the very code the BPF program runs,
-//! compiled for the host by build.rs and called through FFI (`http_scan_ffi`).
+//! compiled for the host by build.rs (linked into every target of this package) and
+//! called through FFI (`src/http_scan_ffi.rs`, shared with the fuzz target).
 
-use crate::http_scan_ffi::Found;
+#[path = "../src/http_scan_ffi.rs"]
+mod http_scan_ffi;
+
+use http_scan_ffi::Found;
 
 /// The scan bound of the BPF program.
 const SCAN_MAX: usize = 1024;
 
 /// One scan as the BPF program does it (or, with `steps_only`, without the single pass).
 fn scan(buffer: &[u8], writing: bool, steps_only: bool) -> Found {
-    let (status, found) = crate::http_scan_ffi::scan(buffer, writing, steps_only);
+    let (status, found) = http_scan_ffi::scan(buffer, writing, steps_only);
     assert!(status >= 0, "the scan ran out of steps on {buffer:?}");
     found
 }
