@@ -14,7 +14,6 @@ use std::time::Duration;
 use crate::ids::{NodeKey, ThisHost, validate_key};
 
 use crate::report::{DataType, MetricFormat, Topology};
-pub use scope_plugin_rules::MIN_INTERVAL;
 
 /// A collector's descriptor plus the functions that run it. Built by the attribute
 /// macros; may be written by hand and registered with [`register_collector!`](crate::register_collector).

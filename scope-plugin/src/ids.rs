@@ -16,7 +16,7 @@ pub enum IdError {
 }
 
 /// Checks a plugin id against Scope's `validPluginName` (`probe/plugins/registry.go`).
-pub fn validate_plugin_id(id: &str) -> Result<(), IdError> {
+pub(crate) fn validate_plugin_id(id: &str) -> Result<(), IdError> {
     if scope_plugin_rules::is_plugin_id(id) {
         Ok(())
     } else {
@@ -26,7 +26,7 @@ pub fn validate_plugin_id(id: &str) -> Result<(), IdError> {
 
 /// Checks an id used in `latest`/`metrics` keys, template ids and control ids
 /// ([`scope_plugin_rules::is_key`]).
-pub fn validate_key(id: &str) -> Result<(), IdError> {
+pub(crate) fn validate_key(id: &str) -> Result<(), IdError> {
     if scope_plugin_rules::is_key(id) {
         Ok(())
     } else {
@@ -37,7 +37,7 @@ pub fn validate_key(id: &str) -> Result<(), IdError> {
 /// The host id the probe uses: `$SCOPE_HOSTNAME` if set and non-empty, else the hostname
 /// (`common/hostname/hostname.go`). Plugins must use the same, or their host and process
 /// nodes will not merge with the probe's.
-pub fn probe_host_id() -> String {
+pub(crate) fn probe_host_id() -> String {
     match std::env::var("SCOPE_HOSTNAME") {
         Ok(name) if !name.is_empty() => name,
         _ => gethostname::gethostname().to_string_lossy().into_owned(),
@@ -45,7 +45,7 @@ pub fn probe_host_id() -> String {
 }
 
 /// One type per topology, so that the compiler can check that a collector's keys name
-/// nodes of the topology it declares (see [`KeyOf`]). Not public API.
+/// nodes of the topology it declares (see `KeyOf`). Not public API.
 #[doc(hidden)]
 pub mod topology {
     macro_rules! markers {

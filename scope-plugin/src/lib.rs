@@ -19,13 +19,28 @@
 //! scope_plugin::main!(id = "uptime-plugin", label = "Uptime");
 //! ```
 //!
-//! See the README for the attribute keys, the return types collectors may use, and the
-//! command line (`--help`) every plugin gets.
+//! # The API
+//!
+//! - **Writing collectors:** [`scope_metric`] and [`scope_metadata`] (every key is
+//!   documented there), [`main!`](main) for `fn main`, [`Context`] for a collector's
+//!   inputs, the node keys ([`ThisHost`], [`Pid`], [`ContainerId`], [`PodUid`], ... one per
+//!   topology, all in [`prelude`]), and the traits that say what a collector may return
+//!   ([`MetricValue`], [`MetadataValue`], [`HostOutput`], [`NodesOutput`], [`SeriesKey`]).
+//! - **Running:** [`Plugin`], which `main!` calls, for plugins that add collectors by hand.
+//! - **Collectors by hand**, without the attributes: [`Collector`] with a [`CollectFn`]
+//!   returning [`Collected`] [`Point`]s of [`Value`]s, in a [`Topology`], shown with a
+//!   [`MetricFormat`] or [`DataType`], registered with [`register_collector!`] or
+//!   [`Plugin::collector`]; [`Registry`] checks them as the plugin does at start.
+//! - **The report model**, [`report`]: typed so that a value Scope would choke on cannot
+//!   be built, with [`Timestamp`]s that are always valid RFC 3339.
+//!
+//! The command line every plugin gets is in `--help` and the README; the protocol the
+//! plugin speaks, with the rules `scope-plugin-check` applies, in `docs/protocol.md`.
 
 mod cli;
-pub mod collector;
+mod collector;
 mod error_bodies;
-pub mod ids;
+mod ids;
 mod plugin;
 pub mod report;
 mod runner;
@@ -35,23 +50,32 @@ mod socket;
 mod timestamp;
 
 pub use collector::{
-    Collected, Collector, Context, Kind, Location, Point, Registry, SeriesKey, Value,
+    CollectFn, Collected, Collector, Context, HostOutput, Kind, Location, MetadataValue,
+    MetricValue, NodesOutput, Point, Registry, RegistryError, SeriesKey, Value,
 };
-pub use ids::{NodeKey, Pid, ThisHost};
-pub use plugin::{Plugin, list_table};
+pub use ids::{
+    ContainerId, ContainerImageId, CronJobUid, DaemonSetUid, DeploymentUid, EcsService, EcsTaskArn,
+    Endpoint, JobUid, NamespaceUid, NodeKey, OverlayPeer, PersistentVolumeClaimUid,
+    PersistentVolumeUid, Pid, PodUid, ReplicaSetUid, ServiceUid, StatefulSetUid, StorageClassUid,
+    SwarmServiceId, ThisHost, VolumeSnapshotDataUid, VolumeSnapshotUid,
+};
+pub use plugin::Plugin;
+pub use scope_plugin_rules::{DataType, MIN_INTERVAL, MetricFormat, Topology};
 pub use timestamp::{Timestamp, TimestampRangeError};
 
 #[doc(inline)]
 pub use scope_plugin_macros::{main, scope_metadata, scope_metric};
 
-/// What a plugin file needs: `use scope_plugin::prelude::*;`.
+/// What a plugin file needs: `use scope_plugin::prelude::*;` brings the attributes,
+/// [`Context`] and every node key.
 pub mod prelude {
-    pub use crate::collector::Context;
     pub use crate::ids::{
-        ContainerId, ContainerImageId, DaemonSetUid, DeploymentUid, EcsService, EcsTaskArn,
-        Endpoint, NodeKey, Pid, PodUid, ServiceUid, StatefulSetUid, ThisHost,
+        ContainerId, ContainerImageId, CronJobUid, DaemonSetUid, DeploymentUid, EcsService,
+        EcsTaskArn, Endpoint, JobUid, NamespaceUid, NodeKey, OverlayPeer, PersistentVolumeClaimUid,
+        PersistentVolumeUid, Pid, PodUid, ReplicaSetUid, ServiceUid, StatefulSetUid,
+        StorageClassUid, SwarmServiceId, ThisHost, VolumeSnapshotDataUid, VolumeSnapshotUid,
     };
-    pub use crate::{scope_metadata, scope_metric};
+    pub use crate::{Context, scope_metadata, scope_metric};
 }
 
 /// Not public API. Used by generated code, and by this project's own benchmarks.
@@ -61,7 +85,7 @@ pub mod __private {
         CollectFn, Collected, Collector, Context, HostOutput, Kind, Location, MetadataKind,
         MetricKind, NodesOutput,
     };
-    pub use crate::ids::topology;
+    pub use crate::ids::{KeyOf, topology};
     pub use crate::plugin::Plugin;
     pub use crate::report::{DataType, MetricFormat, Topology};
     pub use crate::sampler::{Sampler, SamplerConfig, sample_once};
@@ -102,7 +126,7 @@ pub mod __private {
     ) -> anyhow::Result<Collected>
     where
         T: NodesOutput<K>,
-        T::Node: crate::ids::KeyOf<M>,
+        T::Node: KeyOf<M>,
     {
         output.into_collected(context, topology)
     }

@@ -176,7 +176,7 @@ async fn print_once(sampler: &Arc<Sampler>) -> ExitCode {
 }
 
 /// The `--list` table.
-pub fn list_table(registry: &Registry, plugin_id: &str) -> String {
+pub(crate) fn list_table(registry: &Registry, plugin_id: &str) -> String {
     let mut rows = vec![[
         "ID".to_owned(),
         "TOPOLOGY".to_owned(),

@@ -12,9 +12,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::ser::{SerializeMap, SerializeStruct};
 use serde::{Serialize, Serializer};
 
+pub use crate::ids::IdError;
 pub use scope_plugin_rules::{DataType, MetricFormat, Topology};
 
-use crate::ids::{IdError, validate_key, validate_plugin_id};
+use crate::ids::{validate_key, validate_plugin_id};
 use crate::timestamp::Timestamp;
 
 /// A value the report model refused.
