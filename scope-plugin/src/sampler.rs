@@ -20,7 +20,7 @@ use crate::collector::{Collected, Collector, Context, Kind, Point, Registry, Val
 use crate::ids::{NodeKey, ThisHost};
 use crate::report::{Finite, Metric, MetricTemplate, PluginSpec, Report, Topology};
 pub(crate) use crate::runner::Outcome;
-use crate::runner::{QuickJobs, Runner, lower_thread_priority};
+use crate::runner::{Runner, lower_thread_priority};
 use crate::timestamp::Timestamp;
 
 /// How long a finished collector waits for others still running before the snapshot is
@@ -83,8 +83,6 @@ pub struct Sampler {
     samples_running: AtomicUsize,
     /// How long the last rebuild took, in nanoseconds.
     last_rebuild_ns: AtomicU64,
-    /// The blocking-pool job shared by quick samples.
-    quick_jobs: Arc<QuickJobs>,
     /// Option keys collectors asked for (see [`Context::option`]).
     options_asked: Arc<Mutex<std::collections::BTreeSet<String>>>,
     /// Whether unread `--set` keys were looked for (once every collector has sampled).
@@ -116,7 +114,6 @@ impl Sampler {
             changed: Notify::new(),
             samples_running: AtomicUsize::new(0),
             last_rebuild_ns: AtomicU64::new(0),
-            quick_jobs: Arc::default(),
             options_asked: Arc::default(),
             options_checked: std::sync::atomic::AtomicBool::new(false),
         });
@@ -264,7 +261,7 @@ impl Sampler {
             .collector
             .timeout
             .unwrap_or_else(|| self.interval_of(runner.collector));
-        let mut outcome = runner.run(context, timeout, &self.quick_jobs).await;
+        let mut outcome = runner.run(context, timeout).await;
         self.record(index, &mut outcome, started.elapsed());
         drop(in_flight);
         self.changed.notify_one();
