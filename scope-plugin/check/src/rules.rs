@@ -3,7 +3,7 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use scope_plugin_rules::Topology;
+use scope_plugin_rules::{DataType, MetricFormat, Topology};
 
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -696,7 +696,10 @@ fn check_template(
     let text = |key: &str| template.get(key).and_then(Value::as_str).unwrap_or("");
     match field {
         "metric_templates" => {
-            if !["", "integer", "filesize", "percent"].contains(&text("format")) {
+            if !MetricFormat::ALL
+                .iter()
+                .any(|format| format.as_str() == text("format"))
+            {
                 findings.add(
                     Level::Should,
                     26,
@@ -721,7 +724,10 @@ fn check_template(
             }
         }
         "metadata_templates" => {
-            if !["", "number", "ip", "datetime", "duration"].contains(&text("dataType")) {
+            if !DataType::ALL
+                .iter()
+                .any(|data_type| data_type.as_str() == text("dataType"))
+            {
                 findings.add(
                     Level::Should,
                     26,
