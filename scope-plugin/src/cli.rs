@@ -33,12 +33,12 @@ pub(crate) struct Cli {
     #[arg(long, env = "SCOPE_PLUGIN_HOST_ID", value_name = "ID")]
     pub host_id: Option<String>,
 
-    /// How often collectors sample (collectors may set their own), e.g. 1s, 500ms; at
+    /// How often collectors run (collectors may set their own), e.g. 1s, 500ms; at
     /// least 100ms.
     #[arg(long, env = "SCOPE_PLUGIN_INTERVAL", value_name = "DURATION", default_value = "1s", value_parser = scope_plugin_rules::parse_interval)]
     pub interval: Duration,
 
-    /// Sample once (twice for rates, one interval apart), print the report as pretty JSON
+    /// Run every collector once (twice for rates, one interval apart), print the report as pretty JSON
     /// on stdout and exit; exit status 1 if any collector failed.
     #[arg(long, env = "SCOPE_PLUGIN_ONCE", conflicts_with = "list")]
     pub once: bool,

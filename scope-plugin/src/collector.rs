@@ -29,9 +29,9 @@ pub struct Collector {
     pub kind: Kind,
     /// Sort order of the row (ascending). Scope's own CPU and memory rows use 1 and 2.
     pub priority: Option<f64>,
-    /// How often to sample; `None` uses the plugin's `--interval`.
+    /// How often to run; `None` uses the plugin's `--interval`.
     pub interval: Option<Duration>,
-    /// How long one sample may take before it counts as failed; `None` means the interval.
+    /// How long one run may take before it counts as failed; `None` means the interval.
     pub timeout: Option<Duration>,
     /// Runs unless disabled (`--disable`); `false` needs `--enable`.
     pub enabled_by_default: bool,
@@ -43,11 +43,11 @@ pub struct Collector {
     pub location: Location,
     /// Makes the per-collector state kept between rounds.
     pub new_state: fn() -> Box<dyn Any + Send>,
-    /// Takes one sample.
+    /// Runs the collector once.
     pub collect: CollectFn,
 }
 
-/// Takes one sample with the collector's state.
+/// Runs a collector once with its state.
 pub type CollectFn = fn(&mut (dyn Any + Send), &Context) -> anyhow::Result<Collected>;
 
 inventory::collect!(Collector);
@@ -125,7 +125,7 @@ impl Collector {
 /// What one collection produced.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Collected {
-    /// Nothing this round (a rate's first sample, a source that is not there).
+    /// Nothing this round (a rate's first reading, a source that is not there).
     NoSample,
     /// Values by node id.
     Values(Vec<Point>),
@@ -209,7 +209,7 @@ impl Context {
         self.procfs.join(relative)
     }
 
-    /// Time since this collector's previous sample started, `None` on the first one.
+    /// Time since this collector's previous run started, `None` on the first one.
     pub fn since_last_sample(&self) -> Option<Duration> {
         self.since_last_sample
     }

@@ -88,7 +88,7 @@ pub mod __private {
     pub use crate::ids::{KeyOf, topology};
     pub use crate::plugin::Plugin;
     pub use crate::report::{DataType, MetricFormat, Topology};
-    pub use crate::sampler::{Sampler, SamplerConfig, sample_once};
+    pub use crate::sampler::{Sampler, SamplerConfig, run_all_once};
     pub use anyhow;
     pub use inventory;
     pub use std::any::Any;

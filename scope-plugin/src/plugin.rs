@@ -12,7 +12,7 @@ use crate::cli::{Cli, Command, init_logging};
 use crate::collector::{Collector, Registry};
 use crate::ids::probe_host_id;
 use crate::report::PluginSpec;
-use crate::sampler::{Sampler, SamplerConfig, sample_once};
+use crate::sampler::{Sampler, SamplerConfig, run_all_once};
 use crate::socket::{bind, default_socket_path};
 
 /// A plugin binary: its identity plus every registered collector.
@@ -164,7 +164,7 @@ impl Plugin {
 }
 
 async fn print_once(sampler: &Arc<Sampler>) -> ExitCode {
-    let failures = sample_once(sampler).await;
+    let failures = run_all_once(sampler).await;
     println!("{}", sampler.build_report().to_json_pretty());
     if failures.is_empty() {
         return ExitCode::SUCCESS;

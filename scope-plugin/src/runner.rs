@@ -1,7 +1,7 @@
-//! How one sample runs: on the blocking pool, under `catch_unwind` and a timeout, in a job
-//! of its own. A sample that outlives its timeout is reported as timed out and keeps the
-//! collector's state until it returns; until then the collector's next samples are
-//! reported as timed out at once, without starting another copy. So a panic, an error or a
+//! How one run of a collector goes: on the blocking pool, under `catch_unwind` and a
+//! timeout, in a job of its own. A run that outlives its timeout is reported as timed out
+//! and keeps the collector's state until it returns; until then the collector's next runs
+//! are reported as timed out at once, without starting another copy. So a panic, an error or a
 //! hang loses only that collector's values.
 
 use std::any::Any;
@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 
 use crate::collector::{Collected, Collector, Context};
 
-/// The outcome of one sample.
+/// The outcome of one run of a collector.
 #[derive(Debug)]
 pub(crate) enum Outcome {
     /// Values (possibly none this round).
@@ -42,7 +42,7 @@ impl Outcome {
     }
 }
 
-/// What a finished sample hands back: the collector's state, the result (`Err` is a panic
+/// What a finished run hands back: the collector's state, the result (`Err` is a panic
 /// message), and how long the collector ran.
 struct Returned {
     state: Box<dyn Any + Send>,
@@ -53,7 +53,7 @@ struct Returned {
 pub(crate) struct Runner {
     pub(crate) collector: &'static Collector,
     state: Option<Box<dyn Any + Send>>,
-    /// A sample that outlived its timeout; the next one waits for it.
+    /// A run that outlived its timeout; the next one waits for it.
     overdue: Option<oneshot::Receiver<Returned>>,
     pub(crate) last_start: Option<Instant>,
 }
@@ -77,7 +77,7 @@ impl Runner {
         }
     }
 
-    /// Takes one sample on the blocking pool, waiting at most `timeout` for it.
+    /// Runs the collector once on the blocking pool, waiting at most `timeout` for it.
     pub(crate) async fn run(&mut self, context: Context, timeout: Duration) -> Outcome {
         if let Some(mut overdue) = self.overdue.take() {
             match overdue.try_recv() {
@@ -121,7 +121,7 @@ impl Runner {
                 Err(panic) => Outcome::failed(format!("panicked: {panic}")),
             },
             Ok(Err(_)) => Outcome::Failed(String::from(
-                "could not run: the blocking pool dropped the sample",
+                "could not run: the blocking pool dropped the run",
             )),
             Err(_) => {
                 self.overdue = Some(returned);

@@ -55,11 +55,11 @@ pub struct CollectorStats {
     pub successes: u64,
     /// Failed samples (errors, panics, timeouts).
     pub failures: u64,
-    /// How long the last finished sample took, in milliseconds.
+    /// How long the collector's last finished run took, in milliseconds.
     pub last_duration_ms: Option<f64>,
-    /// The current error, if the last sample failed.
+    /// The current error, if the last run failed.
     pub error: Option<String>,
-    /// Whether a sample is running now.
+    /// Whether the collector is running now.
     pub running: bool,
 }
 
@@ -79,8 +79,8 @@ pub struct Sampler {
     slots: Mutex<Vec<Slot>>,
     snapshot: RwLock<Bytes>,
     changed: Notify,
-    /// Samples started and not yet recorded.
-    samples_running: AtomicUsize,
+    /// Collector runs started and not yet recorded.
+    runs_in_flight: AtomicUsize,
     /// How long the last rebuild took, in nanoseconds.
     last_rebuild_ns: AtomicU64,
     /// Option keys collectors asked for (see [`Context::option`]).
@@ -112,7 +112,7 @@ impl Sampler {
             slots: Mutex::new(slots),
             snapshot: RwLock::new(Bytes::new()),
             changed: Notify::new(),
-            samples_running: AtomicUsize::new(0),
+            runs_in_flight: AtomicUsize::new(0),
             last_rebuild_ns: AtomicU64::new(0),
             options_asked: Arc::default(),
             options_checked: std::sync::atomic::AtomicBool::new(false),
@@ -206,7 +206,7 @@ impl Sampler {
                 // keeps a single permit). At idle nothing is left running and no timer
                 // wakes the process.
                 let deadline = tokio::time::Instant::now() + REBUILD_DEBOUNCE;
-                while sampler.samples_running.load(Ordering::Acquire) > 0 {
+                while sampler.runs_in_flight.load(Ordering::Acquire) > 0 {
                     tokio::select! {
                         () = sampler.changed.notified() => {}
                         () = tokio::time::sleep_until(deadline) => break,
@@ -246,14 +246,14 @@ impl Sampler {
         let mut runner = Runner::new(collector);
         loop {
             ticker.tick().await;
-            self.sample(index, &mut runner).await;
+            self.run_once(index, &mut runner).await;
         }
     }
 
-    /// Takes one sample of collector `index` and records it; returns the outcome.
-    pub(crate) async fn sample(&self, index: usize, runner: &mut Runner) -> Outcome {
+    /// Runs collector `index` once and records what it returned; returns the outcome.
+    pub(crate) async fn run_once(&self, index: usize, runner: &mut Runner) -> Outcome {
         self.lock_slots()[index].stats.running = true;
-        let in_flight = SampleRunning::start(&self.samples_running);
+        let in_flight = RunInFlight::start(&self.runs_in_flight);
         let started = Instant::now();
         let context = self.context(runner.last_start.map(|at| started.duration_since(at)));
         runner.last_start = Some(started);
@@ -364,18 +364,18 @@ impl Sampler {
     }
 }
 
-/// Counts one sample in `samples_running` while alive, so a sampling task that is
+/// Counts one collector run in `runs_in_flight` while alive, so a task that is
 /// cancelled halfway (shutdown) does not leave the count up.
-struct SampleRunning<'a>(&'a AtomicUsize);
+struct RunInFlight<'a>(&'a AtomicUsize);
 
-impl<'a> SampleRunning<'a> {
+impl<'a> RunInFlight<'a> {
     fn start(count: &'a AtomicUsize) -> Self {
         count.fetch_add(1, Ordering::AcqRel);
         Self(count)
     }
 }
 
-impl Drop for SampleRunning<'_> {
+impl Drop for RunInFlight<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
@@ -482,12 +482,12 @@ fn add_template(report: &mut Report, slot: &SlotView, series: Option<&str>) {
     }
 }
 
-/// Samples every collector at once, and again one interval later those that had no
-/// sample yet (rates need two); returns the failures as (collector id, error).
+/// Runs every collector at once, and again one interval later those that returned no
+/// value yet (rates need two readings); returns the failures as (collector id, error).
 ///
 /// Collectors run concurrently, so one slow to start (loading an eBPF program) does not
 /// shift the others' intervals.
-pub async fn sample_once(sampler: &Arc<Sampler>) -> Vec<(String, String)> {
+pub async fn run_all_once(sampler: &Arc<Sampler>) -> Vec<(String, String)> {
     let count = sampler.lock_slots().len();
     let mut tasks = tokio::task::JoinSet::new();
     for index in 0..count {
@@ -496,10 +496,10 @@ pub async fn sample_once(sampler: &Arc<Sampler>) -> Vec<(String, String)> {
             let collector = sampler.lock_slots()[index].collector;
             let mut runner = Runner::new(collector);
             let started = tokio::time::Instant::now();
-            let mut outcome = sampler.sample(index, &mut runner).await;
+            let mut outcome = sampler.run_once(index, &mut runner).await;
             if matches!(outcome, Outcome::Collected(Collected::NoSample)) {
                 tokio::time::sleep_until(started + sampler.interval_of(collector)).await;
-                outcome = sampler.sample(index, &mut runner).await;
+                outcome = sampler.run_once(index, &mut runner).await;
             }
             (collector.id, outcome)
         });

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use scope_plugin::__private::{Sampler, SamplerConfig, sample_once};
+use scope_plugin::__private::{Sampler, SamplerConfig, run_all_once};
 use scope_plugin_check::{Latency, ProbeClient};
 use scope_plugin_tests::{built_binary, free_port};
 
@@ -351,7 +351,7 @@ fn build_times(nodes: u32) -> (Latency, usize) {
         options: Default::default(),
     };
     let sampler: Arc<Sampler> = Sampler::new(config, registry.collectors());
-    runtime().block_on(sample_once(&sampler));
+    runtime().block_on(run_all_once(&sampler));
     let mut durations = Vec::new();
     let mut size = 0;
     for _ in 0..30 {
