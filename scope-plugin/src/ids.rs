@@ -44,23 +44,9 @@ pub(crate) fn probe_host_id() -> String {
     }
 }
 
-/// One type per topology, so that the compiler can check that a collector's keys name
-/// nodes of the topology it declares (see `KeyOf`). Not public API.
+/// One type per topology (`scope_plugin_rules::marker`), for [`KeyOf`]. Not public API.
 #[doc(hidden)]
-pub mod topology {
-    macro_rules! markers {
-        ($($name:ident)*) => {$(
-            /// The topology of the same name.
-            #[derive(Debug)]
-            pub struct $name;
-        )*};
-    }
-    markers! {
-        Endpoint Process Container ContainerImage Pod Service Deployment ReplicaSet DaemonSet
-        StatefulSet CronJob Job Namespace Host Overlay EcsTask EcsService SwarmService
-        PersistentVolume PersistentVolumeClaim StorageClass VolumeSnapshot VolumeSnapshotData
-    }
-}
+pub use scope_plugin_rules::marker as topology;
 
 /// Keys that name nodes of the topology `M`: what lets `topology = "container"` with `Pid`
 /// keys fail to compile instead of failing every sample.

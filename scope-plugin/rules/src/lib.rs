@@ -46,6 +46,16 @@ macro_rules! topologies {
                 match name { $($name => Some(Topology::$variant),)* _ => None }
             }
         }
+
+        /// One type per topology, named like its variant, so that the compiler can check
+        /// that a collector's keys name nodes of the topology it declares.
+        pub mod marker {
+            $(
+                /// The topology of the same name.
+                #[derive(Debug)]
+                pub struct $variant;
+            )*
+        }
     };
 }
 
