@@ -5,26 +5,17 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use scope_plugin_check::ProbeClient;
-use scope_plugin_tests::free_port;
 use scope_plugin_tests::http_counts::{
     Watcher, bpf_allowed, exchange, get, wait_for_http_collectors,
 };
+use scope_plugin_tests::{Killed, free_port};
 
 const COLLECTORS: &str = env!("CARGO_BIN_EXE_collectors");
 const SERVERS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/http_servers.py");
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// The collectors plugin with only the HTTP collectors, on a temporary socket.
 struct Plugin {

@@ -149,10 +149,11 @@ pub(crate) async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok((mut stream, _)) => {
                     enlarge_send_buffer(&mut stream);
-                    let connection = connections.admit();
+                    let (id, connection) = connections.admit();
                     tasks.spawn(serve_connection(
                         stream,
                         router.clone(),
+                        id,
                         connection,
                         Arc::clone(&connections),
                         closing_signal.clone(),
@@ -193,7 +194,8 @@ pub(crate) async fn serve(
 async fn serve_connection(
     stream: UnixStream,
     router: Router,
-    connection: Admitted,
+    id: u64,
+    connection: Open,
     connections: Arc<Connections>,
     mut closing: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -230,7 +232,7 @@ async fn serve_connection(
             }
         }
     }
-    connections.remove(connection.id);
+    connections.remove(id);
 }
 
 /// Sleeps until `deadline`, or forever if there is none.
@@ -271,16 +273,10 @@ struct Connections {
     evictions: RateLimitedLog,
 }
 
-#[derive(Debug)]
+/// An open connection: when it last had a request (0: never), and how it is told to close.
+/// The connection's task and the table each hold one.
+#[derive(Debug, Clone, Default)]
 struct Open {
-    last_request: Arc<AtomicU64>,
-    evicted: Arc<tokio::sync::Notify>,
-}
-
-/// A connection let in: its id, when it last had a request, how it is told to close.
-#[derive(Debug)]
-struct Admitted {
-    id: u64,
     last_request: Arc<AtomicU64>,
     evicted: Arc<tokio::sync::Notify>,
 }
@@ -297,11 +293,11 @@ impl Connections {
 
     /// Lets a new connection in; if that makes one too many, tells the oldest connection
     /// that never sent a request, else the one longest without a request, to close.
-    fn admit(&self) -> Admitted {
+    /// Returns the connection's id and its entry.
+    fn admit(&self) -> (u64, Open) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        // 0: no request yet. The clock starts at 1, so any request counts as later.
-        let last_request = Arc::new(AtomicU64::new(0));
-        let evicted = Arc::new(tokio::sync::Notify::new());
+        // No request yet (0): the clock starts at 1, so any request counts as later.
+        let connection = Open::default();
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         if open.len() >= self.max {
             let oldest = open
@@ -320,18 +316,8 @@ impl Connections {
                 });
             }
         }
-        open.insert(
-            id,
-            Open {
-                last_request: Arc::clone(&last_request),
-                evicted: Arc::clone(&evicted),
-            },
-        );
-        Admitted {
-            id,
-            last_request,
-            evicted,
-        }
+        open.insert(id, connection.clone());
+        (id, connection)
     }
 
     fn remove(&self, id: u64) {

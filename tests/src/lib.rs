@@ -20,6 +20,17 @@ pub fn cannot_run_here(why: &str) {
     println!("SKIPPED: {why}");
 }
 
+/// A child process (a test server) killed and reaped when dropped.
+#[derive(Debug)]
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A plugin process that is killed when dropped.
 #[derive(Debug)]
 pub struct RunningPlugin {

@@ -6,14 +6,14 @@
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use scope_plugin_tests::docker::{self, Container};
 use scope_plugin_tests::http_counts::{
     Watcher, bpf_allowed, exchange, get, wait_for_http_collectors,
 };
-use scope_plugin_tests::{built_binary, free_port, json, raw_request, workspace_root};
+use scope_plugin_tests::{Killed, built_binary, free_port, json, raw_request, workspace_root};
 
 const PLUGIN_ID: &str = "scope-collectors";
 
@@ -115,15 +115,6 @@ fn host_name() -> String {
     assert_eq!(result, 0, "gethostname");
     let end = buffer.iter().position(|&b| b == 0).unwrap_or(buffer.len());
     String::from_utf8_lossy(&buffer[..end]).into_owned()
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Connects to 127.0.0.1:`port` once the server there accepts.
