@@ -53,9 +53,18 @@ test: lint docker-setup validate-setup
 
 # Benchmarks (BENCHMARKS.md): needs root for the eBPF figures, wrk and nginx, and Docker
 # for the image figures.
+# BEFORE=<git revision> also measures that revision's scale-plugin, side by side in the
+# scale section (built in a throw-away worktree under target/).
 bench: setup docker-setup
 	@for pkg in wrk nginx-light; do dpkg -s "$$pkg" >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$$pkg" >/dev/null; }; done
-	cargo bench -p scope-plugin-tests
+	@if [ -n "$(BEFORE)" ]; then \
+		dir=target/before-$(BEFORE); rm -rf "$$dir"; git worktree prune; \
+		git worktree add --detach -q "$$dir" $(BEFORE) && \
+		cargo build -q --release --manifest-path "$$dir/Cargo.toml" --target-dir target/before \
+			-p scope-plugin-tests --bin scale-plugin; status=$$?; \
+		git worktree remove --force "$$dir"; exit $$status; \
+	fi
+	$(if $(BEFORE),SCALE_BEFORE=$(CURDIR)/target/before/release/scale-plugin) cargo bench -p scope-plugin-tests
 
 # Coverage-guided fuzzing (cargo-fuzz, libFuzzer; needs the nightly toolchain): each target
 # for FUZZ_SECONDS, from the corpus in the repository (collectors/fuzz/corpus/<target>,

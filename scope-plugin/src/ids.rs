@@ -95,7 +95,14 @@ impl KeyOf<topology::Process> for Pid {}
 impl NodeKey for Pid {
     const TOPOLOGY: Topology = Topology::Process;
     fn node_id(&self, host_id: &str) -> String {
-        format!("{host_id};{}", self.0)
+        // Made for every process every round, so without `format!`'s machinery.
+        let mut pid = itoa::Buffer::new();
+        let pid = pid.format(self.0);
+        let mut id = String::with_capacity(host_id.len() + 1 + pid.len());
+        id.push_str(host_id);
+        id.push(';');
+        id.push_str(pid);
+        id
     }
 }
 

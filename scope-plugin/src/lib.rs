@@ -46,6 +46,7 @@ pub mod report;
 mod runner;
 mod sampler;
 mod server;
+mod snapshot;
 mod socket;
 mod timestamp;
 

@@ -194,6 +194,43 @@ impl TopologyData {
         self.controls.insert(control.id.clone(), control);
     }
 
+    /// Writes every member but `nodes`, as `TopologyData` serialises them, for the
+    /// snapshot writer, which writes the nodes itself: `"controls":{...}` and so on, each
+    /// after a comma unless it comes `first`.
+    pub(crate) fn write_members_after_nodes(&self, out: &mut Vec<u8>, first: bool) {
+        #[derive(Serialize)]
+        struct AfterNodes<'a> {
+            #[serde(skip_serializing_if = "no_entries")]
+            controls: &'a BTreeMap<String, Control>,
+            #[serde(skip_serializing_if = "no_entries")]
+            metadata_templates: &'a BTreeMap<String, MetadataTemplate>,
+            #[serde(skip_serializing_if = "no_entries")]
+            metric_templates: &'a BTreeMap<String, MetricTemplate>,
+            #[serde(skip_serializing_if = "no_entries")]
+            table_templates: &'a BTreeMap<String, TableTemplate>,
+        }
+        fn no_entries<T>(map: &&BTreeMap<String, T>) -> bool {
+            map.is_empty()
+        }
+        let members = serde_json::to_vec(&AfterNodes {
+            controls: &self.controls,
+            metadata_templates: &self.metadata_templates,
+            metric_templates: &self.metric_templates,
+            table_templates: &self.table_templates,
+        })
+        .unwrap_or_default();
+        // `{...}`: keep what is between the braces.
+        let inner = members
+            .get(1..members.len().saturating_sub(1))
+            .unwrap_or_default();
+        if !inner.is_empty() {
+            if !first {
+                out.push(b',');
+            }
+            out.extend_from_slice(inner);
+        }
+    }
+
     /// The metric templates, by id.
     pub fn metric_templates(&self) -> &BTreeMap<String, MetricTemplate> {
         &self.metric_templates

@@ -18,9 +18,10 @@ use tokio::task::JoinHandle;
 
 use crate::collector::{Collected, Collector, Context, Kind, Point, Registry, Value};
 use crate::ids::{NodeKey, ThisHost};
-use crate::report::{Finite, Metric, MetricTemplate, PluginSpec, Report, Topology};
+use crate::report::{DataType, Finite, MetricTemplate, PluginSpec, Report, Topology};
 pub(crate) use crate::runner::Outcome;
 use crate::runner::{Runner, lower_thread_priority};
+use crate::snapshot::{self, SCOPE_MAX_REPORT_BYTES, Source};
 use crate::timestamp::Timestamp;
 
 /// How long a finished collector waits for others still running before the snapshot is
@@ -81,8 +82,17 @@ pub struct Sampler {
     changed: Notify,
     /// Collector runs started and not yet recorded.
     runs_in_flight: AtomicUsize,
+    /// Collector runs recorded so far: a rebuild is due only when it has moved on.
+    rounds_recorded: AtomicU64,
     /// How long the last rebuild took, in nanoseconds.
     last_rebuild_ns: AtomicU64,
+    /// The last body's length: the next one is written into a buffer that size.
+    last_body_len: AtomicUsize,
+    /// Nodes the last body left out to stay under Scope's size limit.
+    nodes_left_out: AtomicUsize,
+    /// The snapshot writer's memory, and the bodies it writes into, reused every round.
+    scratch: Mutex<snapshot::Scratch>,
+    bodies: snapshot::BodyPool,
     /// Option keys collectors asked for (see [`Context::option`]).
     options_asked: Arc<Mutex<std::collections::BTreeSet<String>>>,
     /// Whether unread `--set` keys were looked for (once every collector has sampled).
@@ -113,7 +123,12 @@ impl Sampler {
             snapshot: RwLock::new(Bytes::new()),
             changed: Notify::new(),
             runs_in_flight: AtomicUsize::new(0),
+            rounds_recorded: AtomicU64::new(0),
             last_rebuild_ns: AtomicU64::new(0),
+            last_body_len: AtomicUsize::new(0),
+            nodes_left_out: AtomicUsize::new(0),
+            scratch: Mutex::default(),
+            bodies: snapshot::BodyPool::default(),
             options_asked: Arc::default(),
             options_checked: std::sync::atomic::AtomicBool::new(false),
         });
@@ -199,6 +214,7 @@ impl Sampler {
             .collect();
         let sampler = Arc::clone(self);
         tasks.push(tokio::spawn(async move {
+            let mut built = 0;
             loop {
                 sampler.changed.notified().await;
                 // Collectors on one interval finish within moments of each other: wait for
@@ -212,6 +228,13 @@ impl Sampler {
                         () = tokio::time::sleep_until(deadline) => break,
                     }
                 }
+                // The last collector to finish may leave a wake-up behind for values the
+                // rebuild that follows already includes: skip it.
+                let recorded = sampler.rounds_recorded.load(Ordering::Acquire);
+                if recorded == built {
+                    continue;
+                }
+                built = recorded;
                 if Duration::from_nanos(sampler.last_rebuild_ns.load(Ordering::Relaxed))
                     < INLINE_REBUILD_LIMIT
                 {
@@ -240,9 +263,12 @@ impl Sampler {
     async fn run_collector(self: Arc<Self>, index: usize, start: tokio::time::Instant) {
         let collector = self.lock_slots()[index].collector;
         // Every collector's timer starts at the same instant, so collectors on one interval
-        // wake the process once per tick, not once each.
+        // wake the process once per tick, not once each, and share one rebuild. `Skip`
+        // keeps each timer on that common grid after a late tick; `Delay` shifted each
+        // collector by its own lateness, and the spread collectors then took two rebuilds
+        // a round instead of one.
         let mut ticker = tokio::time::interval_at(start, self.interval_of(collector));
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut runner = Runner::new(collector);
         loop {
             ticker.tick().await;
@@ -308,24 +334,60 @@ impl Sampler {
             }
         }
         self.warn_about_unread_options(&slots);
+        self.rounds_recorded.fetch_add(1, Ordering::Release);
     }
 
-    /// Builds the report from every slot's latest values and swaps it in.
-    fn rebuild(&self) {
+    /// Writes the report from every slot's latest values and swaps it in.
+    pub fn rebuild(&self) {
         let started = Instant::now();
-        let report = self.build_report();
-        let body = Bytes::from(report.to_json());
+        // Room for a report as big as the last, so the buffer grows at most once.
+        let mut body = self.bodies.take(self.last_body_len.load(Ordering::Relaxed));
+        let written = self.with_round(|report, sources| {
+            let mut scratch = self.scratch.lock().unwrap_or_else(PoisonError::into_inner);
+            snapshot::write(
+                &report,
+                sources,
+                SCOPE_MAX_REPORT_BYTES,
+                &mut scratch,
+                &mut body,
+            )
+        });
+        self.last_body_len.store(body.len(), Ordering::Relaxed);
+        let previously_left_out = self
+            .nodes_left_out
+            .swap(written.nodes_left_out, Ordering::Relaxed);
+        if written.nodes_left_out != previously_left_out {
+            if written.nodes_left_out > 0 {
+                tracing::warn!(
+                    nodes_sent = written.nodes,
+                    nodes_left_out = written.nodes_left_out,
+                    limit_bytes = SCOPE_MAX_REPORT_BYTES,
+                    "the report would exceed Scope's 50 MiB limit, which makes the probe drop all of it; \
+                     sending the first {} of {} nodes (by topology, then id)",
+                    written.nodes,
+                    written.nodes + written.nodes_left_out
+                );
+            } else {
+                tracing::info!("the report fits Scope's size limit again; sending every node");
+            }
+        }
         let took = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         self.last_rebuild_ns.store(took, Ordering::Relaxed);
         *self
             .snapshot
             .write()
-            .unwrap_or_else(PoisonError::into_inner) = body;
+            .unwrap_or_else(PoisonError::into_inner) = self.bodies.share(body);
     }
 
-    /// The report from every slot's latest values.
+    /// The report from every slot's latest values, built with the typed model: what `--once`
+    /// prints, and what the snapshot writer is held byte-identical to.
     pub fn build_report(&self) -> Report {
-        let mut report = Report::new(self.config.spec.clone());
+        self.with_round(snapshot::model)
+    }
+
+    /// Hands `use_round` the round's templates and spec, and every slot's latest values,
+    /// with a row on the host node for each failing collector.
+    fn with_round<R>(&self, use_round: impl FnOnce(Report, &[Source<'_>]) -> R) -> R {
         let now = Timestamp::now();
         // Copy what the build needs and let go of the lock at once: collector tasks take it
         // on the async worker, so holding it for a big build would stall /report.
@@ -339,18 +401,39 @@ impl Sampler {
                 error: slot.stats.error.clone(),
             })
             .collect();
+        let mut report = Report::new(self.config.spec.clone());
+        let mut sources = Vec::with_capacity(slots.len() + 1);
         for slot in &slots {
-            add_slot(&mut report, slot);
+            let Some(values) = &slot.values else {
+                continue;
+            };
+            let source = Source {
+                topology: slot.collector.topology,
+                key: &slot.wire_id,
+                kind: slot.collector.kind,
+                date: values.0,
+                points: &values.1,
+            };
+            for series in snapshot::series_sent(&source) {
+                add_template(&mut report, slot, series);
+            }
+            sources.push(source);
         }
+
         let host_node = ThisHost.node_id(&self.config.host_id);
-        for slot in slots.iter().filter(|slot| slot.error.is_some()) {
-            let key = format!("{}_failing_{}", self.config.spec.id(), slot.collector.id);
-            let message = slot.error.clone().unwrap_or_default();
-            report
-                .node_mut(Topology::Host, &host_node)
-                .set_latest(key.clone(), message, now);
+        let failing_key = format!("{}_failing", self.config.spec.id());
+        let mut failing = Vec::new();
+        for slot in &slots {
+            let Some(error) = &slot.error else {
+                continue;
+            };
+            failing.push(Point {
+                node_id: host_node.clone(),
+                series: Some(slot.collector.id.to_owned()),
+                value: Value::Text(error.clone()),
+            });
             if let Ok(mut template) = crate::report::MetadataTemplate::new(
-                key,
+                format!("{failing_key}_{}", slot.collector.id),
                 format!("{} failing", slot.collector.label),
             ) {
                 // Below 10 so the row is visible without "show more".
@@ -360,7 +443,18 @@ impl Sampler {
                     .insert_metadata_template(template);
             }
         }
-        report
+        if !failing.is_empty() {
+            sources.push(Source {
+                topology: Topology::Host,
+                key: &failing_key,
+                kind: Kind::Metadata {
+                    data_type: DataType::Text,
+                },
+                date: now,
+                points: &failing,
+            });
+        }
+        use_round(report, &sources)
     }
 }
 
@@ -387,58 +481,6 @@ struct SlotView {
     wire_id: String,
     values: Option<Arc<(Timestamp, Vec<Point>)>>,
     error: Option<String>,
-}
-
-fn add_slot(report: &mut Report, slot: &SlotView) {
-    let Some(values) = &slot.values else {
-        return;
-    };
-    let (date, points) = &**values;
-    let collector = slot.collector;
-    let topology = collector.topology;
-    let mut series_seen: Vec<Option<&str>> = Vec::new();
-    for point in points {
-        let key = match &point.series {
-            None => slot.wire_id.clone(),
-            Some(series) => format!("{}_{series}", slot.wire_id),
-        };
-        // A series the key rules refuse (';', '/', "___", ...) cannot be sent safely.
-        if point.series.is_some() && crate::ids::validate_key(&key).is_err() {
-            continue;
-        }
-        match (&point.value, collector.kind) {
-            (Value::Number(number), Kind::Metric { min, max, .. }) => {
-                let number = *number;
-                // Scope draws min..max(max, value); keep every value inside the range.
-                let floor = min.unwrap_or(0.0).min(number);
-                let ceiling = max.unwrap_or(number).max(number);
-                let Ok(mut metric) = Metric::new(floor, ceiling) else {
-                    continue;
-                };
-                if metric.push(*date, number).is_err() {
-                    // A non-finite value: left out, never sent (docs/protocol.md §3.6).
-                    continue;
-                }
-                report
-                    .node_mut(topology, &point.node_id)
-                    .insert_metric(key, metric);
-            }
-            (Value::Text(text), Kind::Metadata { .. }) => {
-                report
-                    .node_mut(topology, &point.node_id)
-                    .set_latest(key, text.clone(), *date);
-            }
-            // The typed outputs make a mismatch impossible for macro-built collectors.
-            _ => continue,
-        }
-        let series = point.series.as_deref();
-        if !series_seen.contains(&series) {
-            series_seen.push(series);
-        }
-    }
-    for series in series_seen {
-        add_template(report, slot, series);
-    }
 }
 
 /// The template for one series of a collector: `{}` in the label is replaced by the

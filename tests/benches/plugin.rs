@@ -338,7 +338,9 @@ fn yes(ok: bool) -> &'static str {
 #[path = "../src/scale_collectors.rs"]
 mod scale_collectors;
 
-fn build_times(nodes: u32) -> (Latency, usize) {
+/// In-process snapshot builds over `nodes` process nodes: the typed model (how every
+/// round was built before) against the snapshot writer the plugin uses, interleaved.
+fn build_times(nodes: u32) -> (Latency, Latency, usize, usize) {
     scale_collectors::NODES.store(nodes, Ordering::Relaxed);
     let registry = scope_plugin::Registry::load("bench", &[]).expect("registry");
     let spec = scope_plugin::report::PluginSpec::new("bench", "Bench").expect("spec");
@@ -352,69 +354,284 @@ fn build_times(nodes: u32) -> (Latency, usize) {
     };
     let sampler: Arc<Sampler> = Sampler::new(config, registry.collectors());
     runtime().block_on(run_all_once(&sampler));
-    let mut durations = Vec::new();
-    let mut size = 0;
+    let (mut model, mut writer) = (Vec::new(), Vec::new());
+    let mut model_size = 0;
     for _ in 0..30 {
         let started = Instant::now();
-        // What every rebuild does: the report from the latest values, then its bytes.
-        size = sampler.build_report().to_json().len();
-        durations.push(started.elapsed());
+        model_size = sampler.build_report().to_json().len();
+        model.push(started.elapsed());
+        let started = Instant::now();
+        sampler.rebuild();
+        writer.push(started.elapsed());
     }
-    (Latency::from_durations(durations).expect("builds"), size)
+    let written = sampler.snapshot().len();
+    let latency = |durations| Latency::from_durations(durations).expect("builds");
+    (latency(model), latency(writer), model_size, written)
+}
+
+/// CPU time a process has used, all threads (exited ones included), to the nanosecond.
+fn cpu_time(pid: u32) -> Duration {
+    let mut clock: libc::clockid_t = 0;
+    // SAFETY: clock_getcpuclockid writes one clockid_t into a live local.
+    let found = unsafe { libc::clock_getcpuclockid(pid as libc::pid_t, &raw mut clock) };
+    assert_eq!(found, 0, "clock_getcpuclockid({pid}): error {found}");
+    // SAFETY: an all-zero timespec is valid; clock_gettime fills it in.
+    let mut now: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: clock_gettime writes one timespec into a live local.
+    let read = unsafe { libc::clock_gettime(clock, &raw mut now) };
+    assert_eq!(
+        read,
+        0,
+        "clock_gettime: {}",
+        std::io::Error::last_os_error()
+    );
+    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
+}
+
+/// One plugin (or the floor) in the scale run.
+struct Served {
+    name: String,
+    process: Process,
+    socket: PathBuf,
+    _root: tempfile::TempDir,
+    cpu: Duration,
+    rss_early_kib: u64,
+    rss_kib: u64,
+    hwm_kib: u64,
+}
+
+fn start_scale_plugin(binary: &Path, nodes: u32, name: String) -> Served {
+    let (process, socket, root) = start_plugin(
+        binary,
+        "scale-plugin",
+        &[],
+        &[("SCALE_NODES", nodes.to_string())],
+    );
+    // Wait until the snapshot holds every node (about 600 bytes each).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let full = (nodes as usize * 500).min(45 << 20);
+    while get(&socket, "/report").map(|(_, b)| b.len()).unwrap_or(0) < full {
+        assert!(
+            Instant::now() < deadline,
+            "{name} never filled its snapshot"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Served {
+        name,
+        process,
+        socket,
+        _root: root,
+        cpu: Duration::ZERO,
+        rss_early_kib: 0,
+        rss_kib: 0,
+        hwm_kib: 0,
+    }
+}
+
+/// Polls every server once a second on its own kept-alive connection, as the probe does,
+/// for `seconds`; records each one's CPU time over that span and its memory.
+fn poll_every_second(runtime: &tokio::runtime::Runtime, servers: &mut [Served], seconds: u64) {
+    let mut clients: Vec<ProbeClient> = servers
+        .iter()
+        .map(|s| ProbeClient::new(&s.socket))
+        .collect();
+    let at_start: Vec<Duration> = servers.iter().map(|s| cpu_time(s.process.pid())).collect();
+    let started = Instant::now();
+    for second in 1..=seconds {
+        for client in &mut clients {
+            runtime.block_on(client.get_report()).expect("poll");
+        }
+        if second == 10.min(seconds) {
+            for server in servers.iter_mut() {
+                server.rss_early_kib = rss_kib(server.process.pid());
+            }
+        }
+        if let Some(wait) = Duration::from_secs(second).checked_sub(started.elapsed()) {
+            std::thread::sleep(wait);
+        }
+    }
+    for (server, start) in servers.iter_mut().zip(at_start) {
+        let pid = server.process.pid();
+        server.cpu = cpu_time(pid).saturating_sub(start);
+        server.rss_kib = rss_kib(pid);
+        server.hwm_kib = status_kib(pid, "VmHWM:");
+    }
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
 }
 
 fn scale() {
-    println!("\n## Scale: process nodes with 5 metrics each\n");
-    println!(
-        "Snapshot build: the report from the latest values plus its JSON, 30 rounds in process."
-    );
-    println!(
-        "`/report`: the `scale-plugin` binary serving that many nodes (collecting every second), \
-         1,000 kept-alive polls: about 3 s at 10,000 nodes, so several collection rounds fall inside.\n"
-    );
-    println!(
-        "| nodes | build p50 / max (ms) | `/report` p50 / p99 / max (ms) | body | targets (10,000 nodes) |"
-    );
-    println!("|---|---|---|---|---|");
+    let seconds: u64 = std::env::var("SCALE_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    // An older scale-plugin binary to measure side by side (`make bench-before` builds one).
+    let before = std::env::var_os("SCALE_BEFORE").map(PathBuf::from);
     let binary = PathBuf::from(env!("CARGO_BIN_EXE_scale-plugin"));
     let runtime = runtime();
-    for nodes in [1_000_u32, 10_000] {
-        let (builds, size) = build_times(nodes);
-        let (plugin, socket, _root) = start_plugin(
-            &binary,
-            "scale-plugin",
-            &[],
-            &[("SCALE_NODES", nodes.to_string())],
+    println!("\n## Scale: process nodes with 5 metrics each\n");
+    println!(
+        "Snapshot build, in process, 30 rounds each, interleaved: the typed model plus its JSON \
+         (how every round was built before) against the snapshot writer the plugin now uses.\n"
+    );
+    println!(
+        "| nodes | model p50 / p99 (ms) | writer p50 / p99 (ms) | model ÷ writer (p50) | body | target (10,000 nodes) |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for nodes in [100_u32, 1_000, 10_000, 100_000] {
+        let (model, writer, model_size, written) = build_times(nodes);
+        let target = match nodes {
+            10_000 => format!("writer p99 < 15 ms: {}", yes(writer.p99_ms < 15.0)),
+            100_000 => format!(
+                "under Scope's 50 MiB: {} (the model's would be {:.1} MiB)",
+                yes(written <= 50 << 20),
+                model_size as f64 / 1024.0 / 1024.0
+            ),
+            _ => String::new(),
+        };
+        println!(
+            "| {nodes} | {:.2} / {:.2} | {:.2} / {:.2} | {:.1} | {:.2} MiB | {target} |",
+            model.p50_ms,
+            model.p99_ms,
+            writer.p50_ms,
+            writer.p99_ms,
+            model.p50_ms / writer.p50_ms,
+            written as f64 / 1024.0 / 1024.0
         );
-        // Wait until the snapshot holds every node.
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while get(&socket, "/report").map(|(_, b)| b.len()).unwrap_or(0) < size / 2 {
-            assert!(
-                Instant::now() < deadline,
-                "scale plugin never filled its snapshot"
-            );
-            std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // The plugin as it runs: every size at once (together well under a core), each polled
+    // once a second on a kept-alive connection, with the floor serving the 10,000-node body.
+    let mut servers = Vec::new();
+    for nodes in [100_u32, 1_000, 10_000] {
+        servers.push(start_scale_plugin(&binary, nodes, format!("{nodes} nodes")));
+        if let Some(before) = &before {
+            servers.push(start_scale_plugin(
+                before,
+                nodes,
+                format!("{nodes} nodes, before"),
+            ));
         }
-        let polls =
-            Latency::from_durations(poll_many(&runtime, &socket, 1_000, true)).expect("polls");
-        let targets = if nodes == 10_000 {
+    }
+    let (_, body) = get(
+        &servers
+            .iter()
+            .find(|s| s.name == "10000 nodes")
+            .expect("10k")
+            .socket,
+        "/report",
+    )
+    .expect("report");
+    let (floor, floor_socket, floor_dir) = start_floor(&body);
+    servers.push(Served {
+        name: String::from("floor (10,000-node body)"),
+        process: floor,
+        socket: floor_socket,
+        _root: floor_dir,
+        cpu: Duration::ZERO,
+        rss_early_kib: 0,
+        rss_kib: 0,
+        hwm_kib: 0,
+    });
+    poll_every_second(&runtime, &mut servers, seconds);
+    println!(
+        "\nThe plugin (`tests/src/bin/scale-plugin.rs`, collecting every second) polled once a second \
+         on a kept-alive connection for {seconds} s, every size at once{}; CPU from the process's \
+         CPU clock over that span.\n",
+        if before.is_some() {
+            ", before and after side by side"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "| plugin | CPU per second | share of a core | RSS after 10 s | RSS at the end | peak RSS | targets (10,000 nodes) |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for server in &servers {
+        let per_second = server.cpu.as_secs_f64() / seconds as f64;
+        let target = if server.name == "10000 nodes" {
             format!(
-                "p99 < 10 ms: {}; build < 100 ms: {}; body under 20% of Scope's 50 MiB: {}",
-                yes(polls.p99_ms < 10.0),
-                yes(builds.max_ms < 100.0),
-                yes(size < 10 * 1024 * 1024)
+                "CPU < 1% of a core: {}; RSS < 32 MB: {}",
+                yes(per_second < 0.01),
+                yes(server.rss_kib * 1024 < 32_000_000 && server.hwm_kib * 1024 < 32_000_000)
             )
         } else {
             String::new()
         };
         println!(
-            "| {nodes} | {:.2} / {:.2} | {} | {:.2} MiB | {targets} |",
-            builds.p50_ms,
-            builds.max_ms,
+            "| {} | {:.2} ms | {:.3}% | {:.1} MiB | {:.1} MiB | {:.1} MiB | {target} |",
+            server.name,
+            per_second * 1000.0,
+            per_second * 100.0,
+            mib(server.rss_early_kib),
+            mib(server.rss_kib),
+            mib(server.hwm_kib)
+        );
+    }
+
+    println!(
+        "\n`/report` while builds happen: 1,000 kept-alive polls back to back (several \
+         collection rounds fall inside).\n"
+    );
+    println!("| plugin | p50 / p99 / max (ms) | body | target |");
+    println!("|---|---|---|---|");
+    for server in servers.iter().filter(|s| s.name.starts_with("10000")) {
+        let polls = Latency::from_durations(poll_many(&runtime, &server.socket, 1_000, true))
+            .expect("polls");
+        let size = get(&server.socket, "/report").expect("report").1.len();
+        let target = if server.name == "10000 nodes" {
+            format!("p99 < 5 ms: {}", yes(polls.p99_ms < 5.0))
+        } else {
+            String::new()
+        };
+        println!(
+            "| {} | {} | {:.2} MiB | {target} |",
+            server.name,
             ms(&polls),
             size as f64 / 1024.0 / 1024.0
         );
-        plugin.stop();
+    }
+    for server in servers {
+        server.process.stop();
+    }
+
+    // The stress case: more than Scope's limit would take.
+    let mut stress = vec![start_scale_plugin(
+        &binary,
+        100_000,
+        String::from("100000 nodes"),
+    )];
+    let stress_seconds = seconds.min(20);
+    poll_every_second(&runtime, &mut stress, stress_seconds);
+    let server = &stress[0];
+    let polls =
+        Latency::from_durations(poll_many(&runtime, &server.socket, 20, true)).expect("polls");
+    let (status, body) = get(&server.socket, "/report").expect("report");
+    let report: serde_json::Value = serde_json::from_slice(&body).expect("a whole JSON report");
+    let sent = report["Process"]["nodes"]
+        .as_object()
+        .map_or(0, |nodes| nodes.len());
+    println!(
+        "\n100,000 nodes (stress): status {status}, body {:.2} MiB ({}), {sent} of 100,000 nodes sent, \
+         the rest left out with a log line; CPU {:.1} ms per second over {stress_seconds} s, RSS {:.1} MiB \
+         (peak {:.1}); `/report` p50 / p99 / max {} ms.",
+        body.len() as f64 / 1024.0 / 1024.0,
+        if body.len() <= 50 << 20 {
+            "under Scope's 50 MiB"
+        } else {
+            "**over Scope's 50 MiB**"
+        },
+        server.cpu.as_secs_f64() * 1000.0 / stress_seconds as f64,
+        mib(server.rss_kib),
+        mib(server.hwm_kib),
+        ms(&polls)
+    );
+    for server in stress {
+        server.process.stop();
     }
 }
 
