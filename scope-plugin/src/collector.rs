@@ -127,8 +127,182 @@ impl Collector {
 pub enum Collected {
     /// Nothing this round (a rate's first reading, a source that is not there).
     NoSample,
-    /// Values by node id.
-    Values(Vec<Point>),
+    /// Values by node id (`vec![Point::new(..)].into()` from hand-written collectors).
+    Values(Points),
+}
+
+/// A collector's values, with every node id, series and text in one buffer: a round of
+/// 10,000 values costs a few allocations, not 10,000 (each a `String` to make, and to
+/// free a round later). Build one from a `Vec<Point>`, or with [`Points::push`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Points {
+    text: String,
+    entries: Vec<Entry>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Entry {
+    node_id: Span,
+    series: Option<Span>,
+    value: Stored,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Stored {
+    Number(f64),
+    Text(Span),
+}
+
+/// Where a string sits in [`Points`]' buffer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Span {
+    start: u32,
+    len: u32,
+}
+
+impl Span {
+    /// Appends with `write`; `None` past what a `u32` can address.
+    fn append(text: &mut String, write: impl FnOnce(&mut String)) -> Option<Self> {
+        let start = text.len();
+        write(text);
+        Some(Self {
+            start: u32::try_from(start).ok()?,
+            len: u32::try_from(text.len() - start).ok()?,
+        })
+    }
+}
+
+/// One value of a collector, borrowed from [`Points`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PointRef<'a> {
+    /// Scope's node id.
+    pub node_id: &'a str,
+    /// The series (see [`Point::series`]).
+    pub series: Option<&'a str>,
+    /// The value.
+    pub value: ValueRef<'a>,
+}
+
+/// A value borrowed from [`Points`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ValueRef<'a> {
+    /// A metric sample.
+    Number(f64),
+    /// A metadata value.
+    Text(&'a str),
+}
+
+impl Points {
+    /// No values, with room for `count`.
+    pub fn with_capacity(count: usize) -> Self {
+        Self {
+            text: String::new(),
+            entries: Vec::with_capacity(count),
+        }
+    }
+
+    /// How many values.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True if there are none.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Adds a value for `node_id`, in `series` if any.
+    pub fn push(&mut self, node_id: &str, series: Option<&str>, value: ValueRef<'_>) {
+        self.push_with(|text| text.push_str(node_id), series, value);
+    }
+
+    /// Adds a value whose node id `write_node_id` appends to the buffer. A value past
+    /// 4 GiB of text is left out: 80 times what Scope accepts in a whole report.
+    pub(crate) fn push_with(
+        &mut self,
+        write_node_id: impl FnOnce(&mut String),
+        series: Option<&str>,
+        value: ValueRef<'_>,
+    ) {
+        let rollback = self.text.len();
+        let node_id = Span::append(&mut self.text, write_node_id);
+        let series = match series {
+            None => Some(None),
+            Some(series) => Span::append(&mut self.text, |text| text.push_str(series)).map(Some),
+        };
+        let value = match value {
+            ValueRef::Number(number) => Some(Stored::Number(number)),
+            ValueRef::Text(value) => {
+                Span::append(&mut self.text, |text| text.push_str(value)).map(Stored::Text)
+            }
+        };
+        match (node_id, series, value) {
+            (Some(node_id), Some(series), Some(value)) => self.entries.push(Entry {
+                node_id,
+                series,
+                value,
+            }),
+            _ => self.text.truncate(rollback),
+        }
+    }
+
+    /// The value at `index`.
+    pub fn get(&self, index: usize) -> Option<PointRef<'_>> {
+        self.entries.get(index).map(|entry| self.resolve(entry))
+    }
+
+    /// The values, in the order they were added.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = PointRef<'_>> {
+        self.entries.iter().map(|entry| self.resolve(entry))
+    }
+
+    fn resolve(&self, entry: &Entry) -> PointRef<'_> {
+        let text = |span: Span| {
+            let start = span.start as usize;
+            self.text
+                .get(start..start + span.len as usize)
+                .unwrap_or_default()
+        };
+        PointRef {
+            node_id: text(entry.node_id),
+            series: entry.series.map(text),
+            value: match entry.value {
+                Stored::Number(number) => ValueRef::Number(number),
+                Stored::Text(span) => ValueRef::Text(text(span)),
+            },
+        }
+    }
+}
+
+impl From<Vec<Point>> for Points {
+    fn from(points: Vec<Point>) -> Self {
+        points.into_iter().collect()
+    }
+}
+
+impl FromIterator<Point> for Points {
+    fn from_iter<I: IntoIterator<Item = Point>>(points: I) -> Self {
+        let points = points.into_iter();
+        let mut collected = Self::with_capacity(points.size_hint().0);
+        for point in points {
+            collected.push(
+                &point.node_id,
+                point.series.as_deref(),
+                point.value.as_ref(),
+            );
+        }
+        collected
+    }
+}
+
+impl Value {
+    /// Borrowed.
+    pub fn as_ref(&self) -> ValueRef<'_> {
+        match self {
+            Value::Number(number) => ValueRef::Number(*number),
+            Value::Text(text) => ValueRef::Text(text),
+        }
+    }
 }
 
 /// One value for one node, optionally in a named series of the collector.
@@ -434,8 +608,14 @@ macro_rules! host_scalars {
     ($kind:ty: $($ty:ty),*) => {$(
         impl HostOutput<$kind> for $ty {
             fn into_collected(self, context: &Context) -> anyhow::Result<Collected> {
-                let node_id = ThisHost.node_id(context.host_id());
-                Ok(Collected::Values(vec![Point::new(node_id, IntoValue::<$kind>::into_value(self))]))
+                let mut points = Points::with_capacity(1);
+                let value = IntoValue::<$kind>::into_value(self);
+                points.push_with(
+                    |text| ThisHost.write_node_id(context.host_id(), text),
+                    None,
+                    value.as_ref(),
+                );
+                Ok(Collected::Values(points))
             }
         }
     )*};
@@ -514,14 +694,17 @@ fn keyed<K, Key: SeriesKey, V: IntoValue<K>>(
         topology.name(),
         <Key::Node as NodeKey>::TOPOLOGY.name()
     );
-    let values = pairs
-        .into_iter()
-        .map(|(key, value)| Point {
-            node_id: key.node().node_id(context.host_id()),
-            series: key.series(),
-            value: value.into_value(),
-        })
-        .collect();
+    let pairs = pairs.into_iter();
+    let mut values = Points::with_capacity(pairs.size_hint().0);
+    for (key, value) in pairs {
+        let series = key.series();
+        let value = value.into_value();
+        values.push_with(
+            |text| key.node().write_node_id(context.host_id(), text),
+            series.as_deref(),
+            value.as_ref(),
+        );
+    }
     Ok(Collected::Values(values))
 }
 

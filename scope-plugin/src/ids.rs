@@ -71,6 +71,12 @@ pub trait NodeKey {
     const TOPOLOGY: Topology;
     /// Scope's node id for this key on the host `host_id`.
     fn node_id(&self, host_id: &str) -> String;
+
+    /// Appends the node id to `out`: how the runtime makes ids, so that the common keys
+    /// cost no allocation each.
+    fn write_node_id(&self, host_id: &str, out: &mut String) {
+        out.push_str(&self.node_id(host_id));
+    }
 }
 
 /// This host (the Host topology's only node a plugin on it reports).
@@ -95,14 +101,16 @@ impl KeyOf<topology::Process> for Pid {}
 impl NodeKey for Pid {
     const TOPOLOGY: Topology = Topology::Process;
     fn node_id(&self, host_id: &str) -> String {
-        // Made for every process every round, so without `format!`'s machinery.
-        let mut pid = itoa::Buffer::new();
-        let pid = pid.format(self.0);
-        let mut id = String::with_capacity(host_id.len() + 1 + pid.len());
-        id.push_str(host_id);
-        id.push(';');
-        id.push_str(pid);
+        let mut id = String::new();
+        self.write_node_id(host_id, &mut id);
         id
+    }
+
+    fn write_node_id(&self, host_id: &str, out: &mut String) {
+        // Made for every process every round, so without `format!`'s machinery.
+        out.push_str(host_id);
+        out.push(';');
+        out.push_str(itoa::Buffer::new().format(self.0));
     }
 }
 
@@ -122,8 +130,17 @@ macro_rules! uid_keys {
 
         impl NodeKey for $name {
             const TOPOLOGY: Topology = Topology::$topology;
-            fn node_id(&self, _host_id: &str) -> String {
-                format!("{};<{}>", self.0, Self::TOPOLOGY.node_tag())
+            fn node_id(&self, host_id: &str) -> String {
+                let mut id = String::new();
+                self.write_node_id(host_id, &mut id);
+                id
+            }
+
+            fn write_node_id(&self, _host_id: &str, out: &mut String) {
+                out.push_str(&self.0);
+                out.push_str(";<");
+                out.push_str(Self::TOPOLOGY.node_tag());
+                out.push('>');
             }
         }
     )*};

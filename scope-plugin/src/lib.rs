@@ -28,7 +28,8 @@
 //!   ([`MetricValue`], [`MetadataValue`], [`HostOutput`], [`NodesOutput`], [`SeriesKey`]).
 //! - **Running:** [`Plugin`], which `main!` calls, for plugins that add collectors by hand.
 //! - **Collectors by hand**, without the attributes: [`Collector`] with a [`CollectFn`]
-//!   returning [`Collected`] [`Point`]s of [`Value`]s, in a [`Topology`], shown with a
+//!   returning [`Collected`] [`Points`] (made from [`Point`]s of [`Value`]s, read back as
+//!   [`PointRef`]s of [`ValueRef`]s), in a [`Topology`], shown with a
 //!   [`MetricFormat`] or [`DataType`], registered with [`register_collector!`] or
 //!   [`Plugin::collector`]; [`Registry`] checks them as the plugin does at start.
 //! - **The report model**, [`report`]: typed so that a value Scope would choke on cannot
@@ -52,7 +53,8 @@ mod timestamp;
 
 pub use collector::{
     CollectFn, Collected, Collector, Context, HostOutput, Kind, Location, MetadataValue,
-    MetricValue, NodesOutput, Point, Registry, RegistryError, SeriesKey, Value,
+    MetricValue, NodesOutput, Point, PointRef, Points, Registry, RegistryError, SeriesKey, Value,
+    ValueRef,
 };
 pub use ids::{
     ContainerId, ContainerImageId, CronJobUid, DaemonSetUid, DeploymentUid, EcsService, EcsTaskArn,

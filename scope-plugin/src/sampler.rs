@@ -16,7 +16,7 @@ use serde::Serialize;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use crate::collector::{Collected, Collector, Context, Kind, Point, Registry, Value};
+use crate::collector::{Collected, Collector, Context, Kind, Points, Registry, ValueRef};
 use crate::ids::{NodeKey, ThisHost};
 use crate::report::{DataType, Finite, MetricTemplate, PluginSpec, Report, Topology};
 pub(crate) use crate::runner::Outcome;
@@ -69,7 +69,7 @@ struct Slot {
     collector: &'static Collector,
     wire_id: String,
     /// Shared, so a rebuild copies a pointer under the lock, not the values.
-    values: Option<Arc<(Timestamp, Vec<Point>)>>,
+    values: Option<Arc<(Timestamp, Points)>>,
     stats: CollectorStats,
 }
 
@@ -222,10 +222,20 @@ impl Sampler {
                 // keeps a single permit). At idle nothing is left running and no timer
                 // wakes the process.
                 let deadline = tokio::time::Instant::now() + REBUILD_DEBOUNCE;
-                while sampler.runs_in_flight.load(Ordering::Acquire) > 0 {
-                    tokio::select! {
-                        () = sampler.changed.notified() => {}
-                        () = tokio::time::sleep_until(deadline) => break,
+                loop {
+                    while sampler.runs_in_flight.load(Ordering::Acquire) > 0 {
+                        tokio::select! {
+                            () = sampler.changed.notified() => {}
+                            () = tokio::time::sleep_until(deadline) => break,
+                        }
+                    }
+                    // Collectors woken by the same tick but not yet polled have not counted
+                    // themselves in yet (a quick one can finish first): let them start.
+                    tokio::task::yield_now().await;
+                    if sampler.runs_in_flight.load(Ordering::Acquire) == 0
+                        || tokio::time::Instant::now() >= deadline
+                    {
+                        break;
                     }
                 }
                 // The last collector to finish may leave a wake-up behind for values the
@@ -422,16 +432,12 @@ impl Sampler {
 
         let host_node = ThisHost.node_id(&self.config.host_id);
         let failing_key = format!("{}_failing", self.config.spec.id());
-        let mut failing = Vec::new();
+        let mut failing = Points::default();
         for slot in &slots {
             let Some(error) = &slot.error else {
                 continue;
             };
-            failing.push(Point {
-                node_id: host_node.clone(),
-                series: Some(slot.collector.id.to_owned()),
-                value: Value::Text(error.clone()),
-            });
+            failing.push(&host_node, Some(slot.collector.id), ValueRef::Text(error));
             if let Ok(mut template) = crate::report::MetadataTemplate::new(
                 format!("{failing_key}_{}", slot.collector.id),
                 format!("{} failing", slot.collector.label),
@@ -479,7 +485,7 @@ impl Drop for RunInFlight<'_> {
 struct SlotView {
     collector: &'static Collector,
     wire_id: String,
-    values: Option<Arc<(Timestamp, Vec<Point>)>>,
+    values: Option<Arc<(Timestamp, Points)>>,
     error: Option<String>,
 }
 

@@ -18,7 +18,7 @@ use bytes::Bytes;
 
 use serde_json::ser::{CompactFormatter, Formatter};
 
-use crate::collector::{Kind, Point, Value};
+use crate::collector::{Kind, PointRef, Points, ValueRef};
 use crate::ids::validate_key;
 use crate::report::{Metric, Report, Topology};
 use crate::timestamp::Timestamp;
@@ -34,7 +34,7 @@ pub(crate) struct Source<'a> {
     pub(crate) key: &'a str,
     pub(crate) kind: Kind,
     pub(crate) date: Timestamp,
-    pub(crate) points: &'a [Point],
+    pub(crate) points: &'a Points,
 }
 
 /// A point as it is sent.
@@ -56,10 +56,9 @@ impl Sendable<'_> {
 
 /// What `point` sends, or `None` if it cannot be sent: a non-finite number (Scope's app
 /// re-encodes it as invalid JSON, docs/protocol.md §3.6) or a value of the wrong kind.
-fn sendable<'a>(kind: Kind, point: &'a Point) -> Option<Sendable<'a>> {
-    match (&point.value, kind) {
-        (Value::Number(number), Kind::Metric { min, max, .. }) => {
-            let number = *number;
+fn sendable(kind: Kind, point: PointRef<'_>) -> Option<Sendable<'_>> {
+    match (point.value, kind) {
+        (ValueRef::Number(number), Kind::Metric { min, max, .. }) => {
             // Scope draws min..max(max, value); keep every value inside the range.
             let floor = min.unwrap_or(0.0).min(number);
             let ceiling = max.unwrap_or(number).max(number);
@@ -70,7 +69,7 @@ fn sendable<'a>(kind: Kind, point: &'a Point) -> Option<Sendable<'a>> {
                 max: ceiling,
             })
         }
-        (Value::Text(text), Kind::Metadata { .. }) => Some(Sendable::Text(text)),
+        (ValueRef::Text(text), Kind::Metadata { .. }) => Some(Sendable::Text(text)),
         // The typed outputs make a mismatch impossible for macro-built collectors.
         _ => None,
     }
@@ -111,7 +110,7 @@ fn series_key(key: &str, series: &str) -> String {
 /// The sendable points of `source`, in order.
 fn sendable_points<'a>(
     source: &'a Source<'a>,
-) -> impl Iterator<Item = (usize, &'a Point, Sendable<'a>)> + 'a {
+) -> impl Iterator<Item = (usize, PointRef<'a>, Sendable<'a>)> + 'a {
     let mut series_keys = SeriesKeys::new(source.key);
     source
         .points
@@ -120,7 +119,7 @@ fn sendable_points<'a>(
         .filter_map(move |(index, point)| {
             let sent = sendable(source.kind, point)?;
             series_keys
-                .allows(point.series.as_deref())
+                .allows(point.series)
                 .then_some((index, point, sent))
         })
 }
@@ -130,7 +129,7 @@ fn sendable_points<'a>(
 pub(crate) fn series_sent<'a>(source: &'a Source<'a>) -> Vec<Option<&'a str>> {
     let mut seen = Vec::new();
     for (_, point, _) in sendable_points(source) {
-        let series = point.series.as_deref();
+        let series = point.series;
         if !seen.contains(&series) {
             seen.push(series);
         }
@@ -142,11 +141,11 @@ pub(crate) fn series_sent<'a>(source: &'a Source<'a>) -> Vec<Option<&'a str>> {
 pub(crate) fn model(mut report: Report, sources: &[Source<'_>]) -> Report {
     for source in sources {
         for (_, point, sent) in sendable_points(source) {
-            let key = match &point.series {
+            let key = match point.series {
                 None => source.key.to_owned(),
                 Some(series) => series_key(source.key, series),
             };
-            let node = report.node_mut(source.topology, &point.node_id);
+            let node = report.node_mut(source.topology, point.node_id);
             match sent {
                 Sendable::Metric { value, min, max } => {
                     let Ok(mut metric) = Metric::new(min, max) else {
@@ -202,10 +201,17 @@ pub(crate) struct Scratch {
     /// Node numbers by point index, of the source before and of this one.
     previous_source_nodes: Vec<u32>,
     this_source_nodes: Vec<u32>,
-    /// One node's points, sorted by key.
-    in_node: Vec<(u8, Placed)>,
     /// Per source: its date, and its range bounds, as JSON.
     source_bytes: Vec<SourceBytes>,
+}
+
+/// A point of the node being written, as it is sorted and sent.
+#[derive(Debug, Clone, Copy)]
+struct InNode<'a> {
+    source: u32,
+    key: &'a str,
+    series: Option<&'a str>,
+    sent: Sendable<'a>,
 }
 
 /// What every point of a source shares, written once per round.
@@ -238,11 +244,20 @@ impl FormattedNumber {
     }
 }
 
+fn point_at<'a>(sources: &[Source<'a>], at: Placed) -> PointRef<'a> {
+    let points: &'a Points = sources[at.source as usize].points;
+    // Only indices of existing points are placed.
+    points.get(at.point as usize).unwrap_or(PointRef {
+        node_id: "",
+        series: None,
+        value: ValueRef::Number(0.0),
+    })
+}
+
 fn node_key<'a>(sources: &[Source<'a>], at: Placed) -> (Topology, &'a str) {
-    let source = &sources[at.source as usize];
     (
-        source.topology,
-        source.points[at.point as usize].node_id.as_str(),
+        sources[at.source as usize].topology,
+        point_at(sources, at).node_id,
     )
 }
 
@@ -265,10 +280,11 @@ pub(crate) fn write(
         order,
         starts,
         by_node,
-        in_node,
         source_bytes,
         ..
     } = scratch;
+    // One node's points, sorted by key: borrowed strings, so it lives for this round only.
+    let mut in_node = Vec::new();
 
     source_bytes.clear();
     source_bytes.extend(sources.iter().map(|source| {
@@ -335,7 +351,7 @@ pub(crate) fn write(
                 points,
                 sources,
                 source_bytes,
-                in_node,
+                &mut in_node,
             );
             if out.len() > budget {
                 out.truncate(node_start);
@@ -396,7 +412,7 @@ fn place_points(sources: &[Source<'_>], scratch: &mut Scratch) {
                 source: index_u32(source_index),
                 point: index_u32(point_index),
             };
-            let key = (source.topology, point.node_id.as_str());
+            let key = (source.topology, point.node_id);
             // Collectors over one set of nodes tend to list them in one order: a node that
             // is the previous source's at this index needs no hashing.
             let node = match previous_source_nodes.get(point_index) {
@@ -466,42 +482,41 @@ fn place_points(sources: &[Source<'_>], scratch: &mut Scratch) {
 /// `"<id>":{"id":"<id>","topology":...,"latest":{...},"metrics":{...}}`, as `Node`
 /// serialises, with the node's points sorted by key and the last value of a key kept, as
 /// the model's maps do.
-fn write_node(
+fn write_node<'a>(
     out: &mut Vec<u8>,
     topology: Topology,
     node_id: &str,
     points: &[Placed],
-    sources: &[Source<'_>],
+    sources: &[Source<'a>],
     source_bytes: &[SourceBytes],
-    in_node: &mut Vec<(u8, Placed)>,
+    in_node: &mut Vec<InNode<'a>>,
 ) {
-    let point_of = |at: Placed| &sources[at.source as usize].points[at.point as usize];
-    let sent_of = |at: Placed| {
-        let source = &sources[at.source as usize];
-        sendable(source.kind, point_of(at))
-    };
-    let key_of = |at: Placed| {
-        (
-            sources[at.source as usize].key,
-            point_of(at).series.as_deref(),
-        )
-    };
     in_node.clear();
-    in_node.extend(
-        points
-            .iter()
-            .filter_map(|&at| sent_of(at).map(|sent| (sent.section(), at))),
-    );
-    // Stable, so among equal keys the last inserted stays last.
+    in_node.extend(points.iter().filter_map(|&at| {
+        let point = point_at(sources, at);
+        let sent = sendable(sources[at.source as usize].kind, point)?;
+        Some(InNode {
+            source: at.source,
+            key: sources[at.source as usize].key,
+            series: point.series,
+            sent,
+        })
+    }));
     // Keys without a series compare by their source's key rank, not by string.
-    let cmp = |a: Placed, b: Placed| match (&point_of(a).series, &point_of(b).series) {
-        (None, None) => source_bytes[a.source as usize]
-            .key_rank
-            .cmp(&source_bytes[b.source as usize].key_rank),
-        _ => cmp_keys(key_of(a), key_of(b)),
+    let cmp = |a: &InNode<'_>, b: &InNode<'_>| {
+        a.sent
+            .section()
+            .cmp(&b.sent.section())
+            .then_with(|| match (a.series, b.series) {
+                (None, None) => source_bytes[a.source as usize]
+                    .key_rank
+                    .cmp(&source_bytes[b.source as usize].key_rank),
+                _ => cmp_keys((a.key, a.series), (b.key, b.series)),
+            })
     };
-    if !in_node.is_sorted_by(|a, b| a.0.cmp(&b.0).then_with(|| cmp(a.1, b.1)).is_le()) {
-        in_node.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| cmp(a.1, b.1)));
+    // Stable, so among equal keys the last inserted stays last.
+    if !in_node.is_sorted_by(|a, b| cmp(a, b).is_le()) {
+        in_node.sort_by(cmp);
     }
 
     let id_start = out.len();
@@ -512,13 +527,14 @@ fn write_node(
     out.extend_from_slice(b",\"topology\":");
     put_str(out, topology.name());
     let mut open_section = None;
-    for (index, &(section, at)) in in_node.iter().enumerate() {
+    for (index, entry) in in_node.iter().enumerate() {
         let next_same_key = in_node
             .get(index + 1)
-            .is_some_and(|&(s, next)| s == section && cmp(next, at) == Ordering::Equal);
+            .is_some_and(|next| cmp(next, entry) == Ordering::Equal);
         if next_same_key {
             continue;
         }
+        let section = entry.sent.section();
         if open_section == Some(section) {
             out.push(b',');
         } else {
@@ -532,20 +548,20 @@ fn write_node(
             });
             open_section = Some(section);
         }
-        let shared = &source_bytes[at.source as usize];
-        match key_of(at) {
-            (_, None) => out.extend_from_slice(&shared.key),
-            (key, Some(series)) => put_str(out, &series_key(key, series)),
+        let shared = &source_bytes[entry.source as usize];
+        match entry.series {
+            None => out.extend_from_slice(&shared.key),
+            Some(series) => put_str(out, &series_key(entry.key, series)),
         }
-        match sent_of(at) {
-            Some(Sendable::Text(text)) => {
+        match entry.sent {
+            Sendable::Text(text) => {
                 out.extend_from_slice(b":{\"timestamp\":");
                 out.extend_from_slice(&shared.date);
                 out.extend_from_slice(b",\"value\":");
                 put_str(out, text);
                 out.push(b'}');
             }
-            Some(Sendable::Metric { value, min, max }) => {
+            Sendable::Metric { value, min, max } => {
                 out.extend_from_slice(b":{\"samples\":[{\"date\":");
                 out.extend_from_slice(&shared.date);
                 out.extend_from_slice(b",\"value\":");
@@ -568,8 +584,6 @@ fn write_node(
                 put_bound(out, max, shared.ceiling.as_ref());
                 out.push(b'}');
             }
-            // Only sendable points were placed.
-            None => {}
         }
     }
     if open_section.is_some() {
@@ -685,16 +699,17 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::collector::{Point, Value};
     use crate::report::{DataType, MetricFormat, MetricTemplate, PluginSpec};
 
     /// Owned data for one source.
     #[derive(Debug, Clone)]
-    pub(super) struct OwnedSource {
+    struct OwnedSource {
         topology: Topology,
         key: String,
         kind: Kind,
         date: Timestamp,
-        points: Vec<Point>,
+        points: Points,
     }
 
     fn sources(owned: &[OwnedSource]) -> Vec<Source<'_>> {
@@ -862,16 +877,6 @@ mod tests {
         }
     }
 
-    pub(super) fn many_nodes_pub(nodes: u32) -> Vec<OwnedSource> {
-        many_nodes(nodes)
-    }
-    pub(super) fn sources_pub(owned: &[OwnedSource]) -> Vec<Source<'_>> {
-        sources(owned)
-    }
-    pub(super) fn templates_pub() -> Report {
-        templates()
-    }
-
     fn many_nodes(nodes: u32) -> Vec<OwnedSource> {
         (1_u32..=5)
             .map(|metric| OwnedSource {
@@ -942,22 +947,5 @@ mod tests {
             &mut out,
         );
         assert_eq!(out, spec_only.to_json());
-    }
-}
-#[cfg(test)]
-mod profile_tmp {
-    #[test]
-    #[ignore = "profiling only"]
-    fn write_many() {
-        let owned = super::tests::many_nodes_pub(10_000);
-        let sources = super::tests::sources_pub(&owned);
-        let report = super::tests::templates_pub();
-        let mut scratch = super::Scratch::default();
-        let mut out = Vec::new();
-        let started = std::time::Instant::now();
-        for _ in 0..300 {
-            super::write(&report, &sources, usize::MAX, &mut scratch, &mut out);
-        }
-        eprintln!("per write: {:?}", started.elapsed() / 300);
     }
 }

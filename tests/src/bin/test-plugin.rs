@@ -45,10 +45,13 @@ const fn metric(
 }
 
 fn answer(_: &mut (dyn Any + Send), ctx: &Context) -> anyhow::Result<Collected> {
-    Ok(Collected::Values(vec![Point::new(
-        ThisHost.node_id(ctx.host_id()),
-        Value::Number(42.0),
-    )]))
+    Ok(Collected::Values(
+        vec![Point::new(
+            ThisHost.node_id(ctx.host_id()),
+            Value::Number(42.0),
+        )]
+        .into(),
+    ))
 }
 
 fn processes(_: &mut (dyn Any + Send), ctx: &Context) -> anyhow::Result<Collected> {
@@ -79,10 +82,13 @@ register_collector!(Collector {
         data_type: scope_plugin::__private::DataType::Text
     },
     ..metric("motto", Topology::Host, |_, ctx| {
-        Ok(Collected::Values(vec![Point::new(
-            ThisHost.node_id(ctx.host_id()),
-            Value::Text("hello <scope>".into()),
-        )]))
+        Ok(Collected::Values(
+            vec![Point::new(
+                ThisHost.node_id(ctx.host_id()),
+                Value::Text("hello <scope>".into()),
+            )]
+            .into(),
+        ))
     })
 });
 // These two test the messages of a panic and of an error, not timeouts: their 10 s
