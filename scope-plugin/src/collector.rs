@@ -138,6 +138,8 @@ pub enum Collected {
 pub struct Points {
     text: String,
     entries: Vec<Entry>,
+    /// How many entries have a series.
+    with_series: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -198,6 +200,7 @@ impl Points {
         Self {
             text: String::new(),
             entries: Vec::with_capacity(count),
+            with_series: 0,
         }
     }
 
@@ -237,13 +240,21 @@ impl Points {
             }
         };
         match (node_id, series, value) {
-            (Some(node_id), Some(series), Some(value)) => self.entries.push(Entry {
-                node_id,
-                series,
-                value,
-            }),
+            (Some(node_id), Some(series), Some(value)) => {
+                self.with_series += usize::from(series.is_some());
+                self.entries.push(Entry {
+                    node_id,
+                    series,
+                    value,
+                });
+            }
             _ => self.text.truncate(rollback),
         }
+    }
+
+    /// True if any value is in a series.
+    pub fn has_series(&self) -> bool {
+        self.with_series > 0
     }
 
     /// The value at `index`.

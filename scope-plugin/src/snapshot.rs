@@ -127,6 +127,14 @@ fn sendable_points<'a>(
 /// The series of `source` that have at least one sendable point, in order of first
 /// appearance (`None` for the collector's one metric): each gets a template.
 pub(crate) fn series_sent<'a>(source: &'a Source<'a>) -> Vec<Option<&'a str>> {
+    // Most collectors have no series: then the first sendable point settles it, where
+    // walking them all would cost a pass over every value each round.
+    if !source.points.has_series() {
+        return match sendable_points(source).next() {
+            Some(_) => vec![None],
+            None => Vec::new(),
+        };
+    }
     let mut seen = Vec::new();
     for (_, point, _) in sendable_points(source) {
         let series = point.series;
@@ -869,6 +877,16 @@ mod tests {
         ) {
             let (written, counts) = written_bytes(&owned, usize::MAX);
             prop_assert_eq!(counts.nodes_left_out, 0);
+            // Every series with a sendable point gets a template, the shortcut included.
+            for source in sources(&owned) {
+                let mut naive: Vec<Option<&str>> = Vec::new();
+                for (_, point, _) in sendable_points(&source) {
+                    if !naive.contains(&point.series) {
+                        naive.push(point.series);
+                    }
+                }
+                prop_assert_eq!(series_sent(&source), naive);
+            }
             let expected = model_bytes(&owned);
             prop_assert_eq!(
                 String::from_utf8_lossy(&written),

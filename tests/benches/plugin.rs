@@ -579,25 +579,51 @@ fn scale() {
         );
     }
 
+    // The floor serves the same body with no collection or builds: what the machine and
+    // the HTTP stack cost alone, so a slow poll that the floor has too is not the plugin's.
+    let largest = sizes.iter().copied().filter(|&n| n <= 10_000).max();
+    let latency_of: Vec<&Served> = servers
+        .iter()
+        .filter(|s| {
+            largest.is_some_and(|n| s.name.starts_with(&format!("{n} nodes")))
+                || s.name.starts_with("floor")
+        })
+        .collect();
+    const RUNS: usize = 3;
     println!(
-        "\n`/report` while builds happen: 1,000 kept-alive polls back to back (several \
-         collection rounds fall inside).\n"
+        "\n`/report` while builds happen: {RUNS} runs of 1,000 kept-alive polls back to back (about \
+         1.5 s each, so a collection round and its build fall inside), servers interleaved.\n"
     );
-    println!("| plugin | p50 / p99 / max (ms) | body | target |");
-    println!("|---|---|---|---|");
-    for server in servers.iter().filter(|s| s.name.starts_with("10000")) {
-        let polls = Latency::from_durations(poll_many(&runtime, &server.socket, 1_000, true))
-            .expect("polls");
+    println!(
+        "| server | p50 (ms) | p99 of each run (ms) | max (ms) | body | target (10,000 nodes) |"
+    );
+    println!("|---|---|---|---|---|---|");
+    let mut runs: Vec<Vec<Latency>> = latency_of.iter().map(|_| Vec::new()).collect();
+    for _ in 0..RUNS {
+        for (server, runs) in latency_of.iter().zip(&mut runs) {
+            let polls = poll_many(&runtime, &server.socket, 1_000, true);
+            runs.push(Latency::from_durations(polls).expect("polls"));
+        }
+    }
+    for (server, runs) in latency_of.iter().zip(&runs) {
         let size = get(&server.socket, "/report").expect("report").1.len();
+        let mut p99s: Vec<f64> = runs.iter().map(|r| r.p99_ms).collect();
+        let p99_list = p99s
+            .iter()
+            .map(|p| format!("{p:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        p99s.sort_by(f64::total_cmp);
         let target = if server.name == "10000 nodes" {
-            format!("p99 < 5 ms: {}", yes(polls.p99_ms < 5.0))
+            format!("median p99 < 5 ms: {}", yes(p99s[RUNS / 2] < 5.0))
         } else {
             String::new()
         };
         println!(
-            "| {} | {} | {:.2} MiB | {target} |",
+            "| {} | {:.3} | {p99_list} | {:.2} | {:.2} MiB | {target} |",
             server.name,
-            ms(&polls),
+            median(runs.iter().map(|r| r.p50_ms).collect()),
+            runs.iter().map(|r| r.max_ms).fold(0.0, f64::max),
             size as f64 / 1024.0 / 1024.0
         );
     }
