@@ -966,7 +966,11 @@ fn wrk(port: u16, seconds: u32) -> (f64, f64) {
         ])
         .output()
         .expect("wrk runs");
-    let text = String::from_utf8_lossy(&output.stdout);
+    wrk_figures(&String::from_utf8_lossy(&output.stdout))
+}
+
+/// (requests per second, requests) from wrk's report.
+fn wrk_figures(text: &str) -> (f64, f64) {
     let rate = text
         .lines()
         .find_map(|l| l.strip_prefix("Requests/sec:"))
@@ -1337,20 +1341,7 @@ fn pinned_wrk(port: u16, path: &str, seconds: u32) -> (f64, f64) {
         ])
         .output()
         .expect("wrk runs");
-    let text = String::from_utf8_lossy(&output.stdout);
-    let rate = text
-        .lines()
-        .find_map(|l| l.strip_prefix("Requests/sec:"))
-        .and_then(|v| v.trim().parse().ok());
-    let requests = text
-        .lines()
-        .find(|l| l.contains(" requests in "))
-        .and_then(|l| l.split_whitespace().next())
-        .and_then(|v| v.parse().ok());
-    match (rate, requests) {
-        (Some(rate), Some(requests)) => (rate, requests),
-        _ => panic!("no Requests/sec in wrk output: {text}"),
-    }
+    wrk_figures(&String::from_utf8_lossy(&output.stdout))
 }
 
 /// The quartile `q` (0.25, 0.5, 0.75) of `values`, by linear interpolation.
