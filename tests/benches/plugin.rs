@@ -936,36 +936,58 @@ fn wait_for_tcp(port: u16) {
 }
 
 fn start_nginx(port: u16) -> (Process, tempfile::TempDir) {
+    start_nginx_with(port, None, "location / { return 200 'ok'; }")
+}
+
+/// nginx with one worker, optionally pinned to `cpu`, serving `locations` (from a `www`
+/// directory holding a 100-byte `file`).
+fn start_nginx_with(port: u16, cpu: Option<&str>, locations: &str) -> (Process, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let prefix = dir.path().to_str().expect("utf8");
+    std::fs::create_dir(dir.path().join("www")).expect("www");
+    std::fs::write(dir.path().join("www/file"), [b'x'; 100]).expect("file");
     let config = format!(
         "daemon off; worker_processes 1; pid {prefix}/nginx.pid; error_log {prefix}/error.log;\n\
          events {{ worker_connections 1024; }}\n\
          http {{ access_log off; client_body_temp_path {prefix}; proxy_temp_path {prefix}; fastcgi_temp_path {prefix};\n\
            uwsgi_temp_path {prefix}; scgi_temp_path {prefix};\n\
-           server {{ listen 127.0.0.1:{port}; location / {{ return 200 'ok'; }} }} }}\n"
+           server {{ listen 127.0.0.1:{port}; root {prefix}/www; {locations} }} }}\n"
     );
     std::fs::write(dir.path().join("nginx.conf"), config).expect("config");
-    let process = spawn(
-        Path::new("nginx"),
-        &["-p", prefix, "-c", &format!("{prefix}/nginx.conf")],
-        &[],
-    );
+    let conf = format!("{prefix}/nginx.conf");
+    let nginx = ["nginx", "-p", prefix, "-c", &conf];
+    let process = match cpu {
+        Some(cpu) => spawn(
+            Path::new("taskset"),
+            &[&["-c", cpu][..], &nginx].concat(),
+            &[],
+        ),
+        None => spawn(Path::new(nginx[0]), &nginx[1..], &[]),
+    };
     wait_for_tcp(port);
     (process, dir)
 }
 
 /// (requests per second, requests) from a bounded wrk run (2 threads, 16 connections).
 fn wrk(port: u16, seconds: u32) -> (f64, f64) {
-    let output = Command::new("wrk")
-        .args([
-            "-t2",
-            "-c16",
-            &format!("-d{seconds}s"),
-            &format!("http://127.0.0.1:{port}/"),
-        ])
-        .output()
-        .expect("wrk runs");
+    run_wrk(None, 2, &format!("http://127.0.0.1:{port}/"), seconds)
+}
+
+/// (requests per second, requests) from wrk with `threads` threads and 16 connections,
+/// pinned to `cpu` if given.
+fn run_wrk(cpu: Option<&str>, threads: u32, url: &str, seconds: u32) -> (f64, f64) {
+    let wrk = [
+        "wrk",
+        &format!("-t{threads}"),
+        "-c16",
+        &format!("-d{seconds}s"),
+        url,
+    ];
+    let output = match cpu {
+        Some(cpu) => Command::new("taskset").args(["-c", cpu]).args(wrk).output(),
+        None => Command::new(wrk[0]).args(&wrk[1..]).output(),
+    }
+    .expect("wrk runs");
     wrk_figures(&String::from_utf8_lossy(&output.stdout))
 }
 
@@ -984,6 +1006,26 @@ fn wrk_figures(text: &str) -> (f64, f64) {
     match (rate, requests) {
         (Some(rate), Some(requests)) => (rate, requests),
         _ => panic!("no Requests/sec in wrk output: {text}"),
+    }
+}
+
+/// `measure` run once without the eBPF plugin and once with it, the order alternating with
+/// `pair` so that drift on a shared machine cancels out: (not loaded, loaded).
+fn unloaded_and_loaded<T>(pair: usize, mut measure: impl FnMut() -> T) -> (T, T) {
+    let mut run = |loaded: bool| {
+        let plugin = loaded.then(start_http_plugin);
+        let result = measure();
+        if let Some((plugin, _root)) = plugin {
+            plugin.stop();
+        }
+        result
+    };
+    if pair.is_multiple_of(2) {
+        let off = run(false);
+        (off, run(true))
+    } else {
+        let on = run(true);
+        (run(false), on)
     }
 }
 
@@ -1126,26 +1168,13 @@ fn ebpf() {
     let (mut nginx_runs, mut minimal_runs) = (Vec::new(), Vec::new());
     let mut added: [Vec<f64>; SYSCALL_CASES.len()] = Default::default();
     for pair in 0..EBPF_PAIRS {
-        // Alternate which goes first, so drift on a shared machine cancels out.
-        let measure = |loaded: bool| {
-            let plugin = loaded.then(start_http_plugin);
-            let result = (
+        let (off, on) = unloaded_and_loaded(pair, || {
+            (
                 wrk(nginx_port, EBPF_WRK_SECONDS).0,
                 wrk(minimal_port, EBPF_WRK_SECONDS).0,
                 syscall_costs(),
-            );
-            if let Some((plugin, _root)) = plugin {
-                plugin.stop();
-            }
-            result
-        };
-        let (off, on) = if pair % 2 == 0 {
-            let off = measure(false);
-            (off, measure(true))
-        } else {
-            let on = measure(true);
-            (measure(false), on)
-        };
+            )
+        });
         nginx_runs.push((off.0, on.0));
         minimal_runs.push((off.1, on.1));
         for (case, added) in added.iter_mut().enumerate() {
@@ -1294,54 +1323,24 @@ fn bpf_time_per_request(port: u16) -> Option<(f64, f64)> {
 const PINNED_PAIRS: usize = 12;
 const PINNED_WRK_SECONDS: u32 = 5;
 
-/// nginx with one worker on CPU 1, answering `/ok` with `return 200 "ok"` and `/file` with a
-/// 100-byte static file.
+/// nginx's one worker on CPU 1, `/ok` answered with `return 200 "ok"` and `/file` a 100-byte
+/// static file.
 fn start_pinned_nginx(port: u16) -> (Process, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let prefix = dir.path().to_str().expect("utf8");
-    std::fs::create_dir(dir.path().join("www")).expect("www");
-    std::fs::write(dir.path().join("www/file"), [b'x'; 100]).expect("file");
-    let config = format!(
-        "daemon off; worker_processes 1; pid {prefix}/nginx.pid; error_log {prefix}/error.log;\n\
-         events {{ worker_connections 1024; }}\n\
-         http {{ access_log off; client_body_temp_path {prefix}; proxy_temp_path {prefix}; fastcgi_temp_path {prefix};\n\
-           uwsgi_temp_path {prefix}; scgi_temp_path {prefix};\n\
-           server {{ listen 127.0.0.1:{port}; root {prefix}/www;\n\
-             location = /ok {{ return 200 'ok'; }} location = /file {{ }} }} }}\n"
-    );
-    std::fs::write(dir.path().join("nginx.conf"), config).expect("config");
-    let process = spawn(
-        Path::new("taskset"),
-        &[
-            "-c",
-            "1",
-            "nginx",
-            "-p",
-            prefix,
-            "-c",
-            &format!("{prefix}/nginx.conf"),
-        ],
-        &[],
-    );
-    wait_for_tcp(port);
-    (process, dir)
+    start_nginx_with(
+        port,
+        Some("1"),
+        "location = /ok { return 200 'ok'; } location = /file { }",
+    )
 }
 
-/// Requests per second and requests from `taskset -c 0 wrk -t1 -c16`.
+/// (requests per second, requests) from `taskset -c 0 wrk -t1 -c16`.
 fn pinned_wrk(port: u16, path: &str, seconds: u32) -> (f64, f64) {
-    let output = Command::new("taskset")
-        .args([
-            "-c",
-            "0",
-            "wrk",
-            "-t1",
-            "-c16",
-            &format!("-d{seconds}s"),
-            &format!("http://127.0.0.1:{port}{path}"),
-        ])
-        .output()
-        .expect("wrk runs");
-    wrk_figures(&String::from_utf8_lossy(&output.stdout))
+    run_wrk(
+        Some("0"),
+        1,
+        &format!("http://127.0.0.1:{port}{path}"),
+        seconds,
+    )
 }
 
 /// The quartile `q` (0.25, 0.5, 0.75) of `values`, by linear interpolation.
@@ -1395,21 +1394,8 @@ fn ebpf_pinned() {
     ] {
         let (mut ratios, mut unloaded) = (Vec::new(), Vec::new());
         for pair in 0..PINNED_PAIRS {
-            let measure = |loaded: bool| {
-                let plugin = loaded.then(start_http_plugin);
-                let (rate, _) = pinned_wrk(port, path, PINNED_WRK_SECONDS);
-                if let Some((plugin, _root)) = plugin {
-                    plugin.stop();
-                }
-                rate
-            };
-            let (off, on) = if pair % 2 == 0 {
-                let off = measure(false);
-                (off, measure(true))
-            } else {
-                let on = measure(true);
-                (measure(false), on)
-            };
+            let (off, on) =
+                unloaded_and_loaded(pair, || pinned_wrk(port, path, PINNED_WRK_SECONDS).0);
             ratios.push(on / off);
             unloaded.push(off);
         }
