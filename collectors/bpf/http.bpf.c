@@ -198,19 +198,27 @@ static __always_inline __u32 copy_more_iovecs(struct scratch *scratch, const str
 }
 
 /* Not static: the verifier checks a global function once, on its own, instead of at each
- * call site for every state the caller can be in (which exceeds its limit here). */
-__attribute__((noinline)) int scan_single(struct scratch *scratch)
+ * call site for every state the caller can be in (which exceeds its limit here). One per
+ * direction, so that each is compiled for its own. */
+__attribute__((noinline)) int scan_single_read(struct scratch *scratch)
 {
 	if (!scratch)
 		return 0;
-	return http_scan_single(&scratch->scan, scratch->buf);
+	return http_scan_single(&scratch->scan, scratch->buf, HTTP_DIR_READ);
+}
+
+__attribute__((noinline)) int scan_single_write(struct scratch *scratch)
+{
+	if (!scratch)
+		return 0;
+	return http_scan_single(&scratch->scan, scratch->buf, HTTP_DIR_WRITE);
 }
 
 /* Scans the first `len` bytes of the scratch buffer. */
 static __always_inline void scan(struct scratch *scratch, int dir, __u32 len)
 {
 	http_scan_init(&scratch->scan, dir, len);
-	if (scan_single(scratch))
+	if (dir == HTTP_DIR_READ ? scan_single_read(scratch) : scan_single_write(scratch))
 		return;
 	struct scan_ctx scan_ctx = { .scratch = scratch };
 	bpf_loop(HTTP_SCAN_MAX_STEPS, scan_step, &scan_ctx, 0);

@@ -39,7 +39,7 @@ int scope_http_scan(const unsigned char *buf, uint32_t len, int dir, int steps_o
 		return 0;
 	struct http_scan scan;
 	http_scan_init(&scan, dir, n);
-	int ended = !steps_only && http_scan_single(&scan, copy);
+	int ended = !steps_only && http_scan_single(&scan, copy, dir);
 	out->single_pass = ended;
 	for (int step = 0; step < HTTP_SCAN_MAX_STEPS && !ended; step++)
 		ended = http_scan_step(&scan, copy);

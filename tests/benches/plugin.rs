@@ -1373,6 +1373,11 @@ fn ebpf_pinned() {
         );
         return;
     }
+    // PINNED_PAIRS=0 gives only the per-program times, for quick turns on the BPF program.
+    let pinned_pairs = std::env::var("PINNED_PAIRS")
+        .ok()
+        .and_then(|pairs| pairs.parse().ok())
+        .unwrap_or(PINNED_PAIRS);
     let port = free_port();
     let (nginx, _dir) = start_pinned_nginx(port);
     println!(
@@ -1380,7 +1385,7 @@ fn ebpf_pinned() {
     );
     println!(
         "`taskset -c 0 wrk -t1 -c16 -d{PINNED_WRK_SECONDS}s` against nginx 1.22 with `worker_processes 1` \
-         under `taskset -c 1`, {PINNED_PAIRS} pairs per response, the plugin loaded in one run of \
+         under `taskset -c 1`, {pinned_pairs} pairs per response, the plugin loaded in one run of \
          each pair and not in the other (order alternating). Ratio: requests/s loaded ÷ not \
          loaded within each pair; median and quartiles.\n"
     );
@@ -1391,9 +1396,12 @@ fn ebpf_pinned() {
     for (label, path) in [
         ("`return 200 \"ok\"`", "/ok"),
         ("100-byte static file", "/file"),
-    ] {
+    ]
+    .into_iter()
+    .filter(|_| pinned_pairs > 0)
+    {
         let (mut ratios, mut unloaded) = (Vec::new(), Vec::new());
-        for pair in 0..PINNED_PAIRS {
+        for pair in 0..pinned_pairs {
             let (off, on) =
                 unloaded_and_loaded(pair, || pinned_wrk(port, path, PINNED_WRK_SECONDS).0);
             ratios.push(on / off);
@@ -1410,18 +1418,22 @@ fn ebpf_pinned() {
         );
     }
 
-    // Per program, from the kernel's accounting, over one loaded run of `return 200`.
+    // Per program, from the kernel's accounting, over one loaded run of each response.
     const STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
-    if let Ok(before) = std::fs::read_to_string(STATS) {
+    let Ok(before) = std::fs::read_to_string(STATS) else {
+        nginx.stop();
+        return;
+    };
+    for (label, path) in [("`return 200`", "/ok"), ("100-byte static file", "/file")] {
         let (plugin, _root) = start_http_plugin();
         std::fs::write(STATS, "1").expect("enable bpf stats");
         let start = http_program_stats();
-        let (_, requests) = pinned_wrk(port, "/ok", PINNED_WRK_SECONDS);
+        let (_, requests) = pinned_wrk(port, path, PINNED_WRK_SECONDS);
         let end = http_program_stats();
         std::fs::write(STATS, before.trim()).expect("restore bpf_stats_enabled");
         plugin.stop();
         println!(
-            "\nTime in each program per request (`return 200`, {requests:.0} requests, kernel \
+            "\nTime in each program per request ({label}, {requests:.0} requests, kernel \
              accounting: includes its own two clock reads per run):\n"
         );
         println!("| program | runs per request | ns per run | ns per request |");
