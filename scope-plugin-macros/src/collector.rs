@@ -5,7 +5,7 @@ use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{FnArg, ItemFn, LitStr, Type};
 
-use scope_plugin_rules::{DataType, MetricFormat, Topology};
+use scope_plugin_rules::{DataType, MetricFormat, Rollup, Topology};
 
 use crate::args::Args;
 
@@ -33,6 +33,7 @@ impl AttrKind {
                 "format",
                 "min",
                 "max",
+                "rollup",
                 "priority",
                 "interval",
                 "timeout",
@@ -83,6 +84,8 @@ pub(crate) struct CollectorAttr {
     presentation: &'static str,
     min: Option<f64>,
     max: Option<f64>,
+    /// `Rollup` variant name.
+    rollup: &'static str,
     priority: Option<f64>,
     interval_ns: Option<u64>,
     timeout_ns: Option<u64>,
@@ -159,6 +162,23 @@ impl CollectorAttr {
             let span = max.or(min).map_or_else(Span::call_site, |(_, span)| span);
             return Err(syn::Error::new(span, problem));
         }
+        let rollup = match args.string("rollup")? {
+            Some(text) => {
+                let rollup = lookup(&text, "rollup", Rollup::from_name, Rollup::names())?;
+                if rollup != Rollup::None && topology != Topology::Process.variant_name() {
+                    return Err(syn::Error::new(
+                        text.span(),
+                        format!(
+                            "rollup applies to process metrics (it reduces their values per container and pod); this one is on topology {:?}",
+                            topology_text.value()
+                        ),
+                    ));
+                }
+                rollup
+            }
+            None => Rollup::None,
+        }
+        .variant_name();
         let interval_ns = args
             .string("interval")?
             .map(|text| interval_nanos("interval", &text))
@@ -178,6 +198,7 @@ impl CollectorAttr {
             presentation,
             min: min.map(|(v, _)| v),
             max: max.map(|(v, _)| v),
+            rollup,
             priority: args.number("priority")?.map(|(v, _)| v),
             interval_ns,
             timeout_ns,
@@ -274,6 +295,7 @@ impl CollectorAttr {
         let (interval, timeout) = (duration(self.interval_ns), duration(self.timeout_ns));
         let (enabled, namespaced) = (self.enabled_by_default, self.namespaced);
         let description = first_doc_line(function);
+        let rollup = syn::Ident::new(self.rollup, Span::call_site());
         Ok(quote! {
             #function
 
@@ -298,6 +320,7 @@ impl CollectorAttr {
                         timeout: #timeout,
                         enabled_by_default: #enabled,
                         namespaced: #namespaced,
+                        rollup: #krate::__private::Rollup::#rollup,
                         description: #description,
                         location: #krate::__private::Location {
                             module_path: ::core::module_path!(),

@@ -42,6 +42,7 @@ use collector::AttrKind;
 /// | `label` | yes | the row's label in the node details; for a family of metrics, `{}` is replaced by the series |
 /// | `format` | no | `"number"` (default), `"integer"`, `"filesize"` (bytes), `"percent"` (0 to 100) |
 /// | `min`, `max` | no | the sparkline's range. Without `max`, the top of the sparkline is the highest value shown; without `min`, 0 |
+/// | `rollup` | no | process metrics only: also report the metric on each container and pod, its processes' values reduced by `"sum"` (rates, counts), `"mean"`, `"max"` or `"min"`; the runtime finds each process's container and pod from `/proc/<pid>/cgroup` (Docker, containerd, CRI-O, podman; cgroup v1 and v2; Kubernetes pods). Default `"none"`: a percentage does not add up |
 /// | `priority` | no | row order, ascending. Scope shows three metrics before "show more", and its CPU and memory rows use 1 and 2: use 3 or more |
 /// | `interval` | no | how often to sample, e.g. `"5s"`, `"1m30s"` (at least 100ms); default: the plugin's `--interval` |
 /// | `timeout` | no | how long a sample may take before it counts as failed; default: the interval |
@@ -84,7 +85,7 @@ pub fn scope_metric(args: TokenStream, item: TokenStream) -> TokenStream {
 /// scope_plugin::main!(id = "my-plugin", label = "My plugin");
 /// ```
 ///
-/// The keys are those of [`scope_metric`] less `format`, `min` and `max`, plus
+/// The keys are those of [`scope_metric`] less `format`, `min`, `max` and `rollup`, plus
 /// `data_type`: `"text"` (default), `"number"` and `"ip"` (which only change how the
 /// column sorts), `"datetime"` (an RFC 3339 time, shown relative to now), `"duration"`
 /// (seconds). Rows with `priority` 10 or more are hidden behind "show more". The function

@@ -14,6 +14,7 @@ use std::time::Duration;
 use crate::ids::{NodeKey, ThisHost, validate_key};
 
 use crate::report::{DataType, MetricFormat, Topology};
+use scope_plugin_rules::Rollup;
 
 /// A collector's descriptor plus the functions that run it. Built by the attribute
 /// macros; may be written by hand and registered with [`register_collector!`](crate::register_collector).
@@ -37,6 +38,9 @@ pub struct Collector {
     pub enabled_by_default: bool,
     /// Prefix the wire id with the plugin id, so two plugins cannot collide (rule 30).
     pub namespaced: bool,
+    /// Also report the metric on the container and the pod of each process, reduced this
+    /// way (process metrics only; [`Rollup::None`] for none).
+    pub rollup: Rollup,
     /// One line for `--list`: the first line of the function's doc comment.
     pub description: &'static str,
     /// Where the collector was written.
@@ -508,6 +512,15 @@ fn check_collector(plugin_id: &str, collector: &Collector) -> Result<(), Registr
     }
     if let Kind::Metric { min, max, .. } = collector.kind {
         scope_plugin_rules::check_range(min, max).map_err(invalid)?;
+    }
+    if collector.rollup != Rollup::None
+        && (collector.topology != Topology::Process
+            || !matches!(collector.kind, Kind::Metric { .. }))
+    {
+        return Err(invalid(format!(
+            "rollup = \"{}\" applies to process metrics only (it adds their values up per container and pod)",
+            collector.rollup.name()
+        )));
     }
     for duration in [collector.interval, collector.timeout]
         .into_iter()

@@ -38,6 +38,7 @@
 //! The command line every plugin gets is in `--help` and the README; the protocol the
 //! plugin speaks, with the rules `scope-plugin-check` applies, in `docs/protocol.md`.
 
+mod cgroup;
 mod cli;
 mod collector;
 mod error_bodies;
@@ -51,6 +52,7 @@ mod snapshot;
 mod socket;
 mod timestamp;
 
+pub use cgroup::{Membership, membership, membership_of_path};
 pub use collector::{
     CollectFn, Collected, Collector, Context, HostOutput, Kind, Location, MetadataValue,
     MetricValue, NodesOutput, Point, PointRef, Points, Registry, RegistryError, SeriesKey, Value,
@@ -63,7 +65,7 @@ pub use ids::{
     SwarmServiceId, ThisHost, VolumeSnapshotDataUid, VolumeSnapshotUid,
 };
 pub use plugin::Plugin;
-pub use scope_plugin_rules::{DataType, MIN_INTERVAL, MetricFormat, Topology};
+pub use scope_plugin_rules::{DataType, MIN_INTERVAL, MetricFormat, Rollup, Topology};
 pub use timestamp::{Timestamp, TimestampRangeError};
 
 #[doc(inline)]
@@ -94,6 +96,7 @@ pub mod __private {
     pub use crate::sampler::{Sampler, SamplerConfig, run_all_once};
     pub use anyhow;
     pub use inventory;
+    pub use scope_plugin_rules::Rollup;
     pub use std::any::Any;
     pub use std::boxed::Box;
     pub use std::time::Duration;

@@ -220,6 +220,7 @@ mod tests {
             timeout: None,
             enabled_by_default: true,
             namespaced: true,
+            rollup: crate::Rollup::None,
             description: "",
             location: Location {
                 module_path: module_path!(),

@@ -16,6 +16,7 @@ use serde::Serialize;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+use crate::cgroup::{ContainerMap, RolledUp};
 use crate::collector::{Collected, Collector, Context, Kind, Points, Registry, ValueRef};
 use crate::ids::{NodeKey, ThisHost};
 use crate::report::{DataType, Finite, MetricTemplate, PluginSpec, Report, Topology};
@@ -23,6 +24,7 @@ pub(crate) use crate::runner::Outcome;
 use crate::runner::{Runner, lower_thread_priority};
 use crate::snapshot::{self, SCOPE_MAX_REPORT_BYTES, Source};
 use crate::timestamp::Timestamp;
+use scope_plugin_rules::Rollup;
 
 /// How long a finished collector waits for others still running before the snapshot is
 /// rebuilt; when none is running, the rebuild starts at once.
@@ -70,6 +72,8 @@ struct Slot {
     wire_id: String,
     /// Shared, so a rebuild copies a pointer under the lock, not the values.
     values: Option<Arc<(Timestamp, Points)>>,
+    /// The values rolled up onto containers and pods (`rollup = ...` collectors).
+    rolled_up: Option<Arc<RolledUp>>,
     stats: CollectorStats,
 }
 
@@ -97,6 +101,8 @@ pub struct Sampler {
     options_asked: Arc<Mutex<std::collections::BTreeSet<String>>>,
     /// Whether unread `--set` keys were looked for (once every collector has sampled).
     options_checked: std::sync::atomic::AtomicBool,
+    /// Each process's container and pod, for roll-ups.
+    containers: Arc<ContainerMap>,
 }
 
 impl Sampler {
@@ -109,6 +115,7 @@ impl Sampler {
                 Slot {
                     collector,
                     values: None,
+                    rolled_up: None,
                     stats: CollectorStats {
                         id: wire_id.clone(),
                         ..CollectorStats::default()
@@ -131,6 +138,7 @@ impl Sampler {
             bodies: snapshot::BodyPool::default(),
             options_asked: Arc::default(),
             options_checked: std::sync::atomic::AtomicBool::new(false),
+            containers: Arc::default(),
         });
         sampler.rebuild();
         // That build held no values: until a real one is timed, build on the pool.
@@ -298,25 +306,74 @@ impl Sampler {
             .timeout
             .unwrap_or_else(|| self.interval_of(runner.collector));
         let mut outcome = runner.run(context, timeout).await;
-        self.record(index, &mut outcome, started.elapsed());
+        let rolled_up = self.roll_up(runner.collector, &mut outcome).await;
+        self.record(index, &mut outcome, rolled_up, started.elapsed());
         drop(in_flight);
         self.changed.notify_one();
         outcome
     }
 
+    /// The collector's values rolled up onto containers and pods, if it asks for that and
+    /// returned values. On the blocking pool: a process seen for the first time costs a
+    /// read of its cgroup file.
+    async fn roll_up(
+        &self,
+        collector: &'static Collector,
+        outcome: &mut Outcome,
+    ) -> Option<Arc<RolledUp>> {
+        if collector.rollup == Rollup::None {
+            return None;
+        }
+        let Outcome::Collected(Collected::Values(points)) = outcome else {
+            return None;
+        };
+        let points = std::mem::take(points);
+        let containers = Arc::clone(&self.containers);
+        let procfs = self.config.procfs.clone();
+        let rollup = collector.rollup;
+        let (points, rolled_up) = tokio::task::spawn_blocking(move || {
+            // The points go back whatever happens: a roll-up that fails loses only itself.
+            let rolled_up = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                containers.roll_up(&procfs, &points, rollup)
+            }));
+            (points, rolled_up)
+        })
+        .await
+        .ok()?;
+        *outcome = Outcome::Collected(Collected::Values(points));
+        match rolled_up {
+            Ok(rolled_up) => Some(Arc::new(rolled_up)),
+            Err(_) => {
+                tracing::error!(
+                    collector = collector.id,
+                    "rolling up onto containers and pods panicked; sending the processes only"
+                );
+                None
+            }
+        }
+    }
+
     /// Stores the outcome's values in the slot (moving them out: a big collector returns
     /// tens of thousands of points) and updates the counters.
-    fn record(&self, index: usize, outcome: &mut Outcome, took: Duration) {
+    fn record(
+        &self,
+        index: usize,
+        outcome: &mut Outcome,
+        rolled_up: Option<Arc<RolledUp>>,
+        took: Duration,
+    ) {
         let now = Timestamp::now();
         let mut slots = self.lock_slots();
         let slot = &mut slots[index];
         let error = match outcome {
             Outcome::Collected(Collected::NoSample) => {
                 slot.values = None;
+                slot.rolled_up = None;
                 None
             }
             Outcome::Collected(Collected::Values(values)) => {
                 slot.values = Some(Arc::new((now, std::mem::take(values))));
+                slot.rolled_up = rolled_up;
                 None
             }
             Outcome::Failed(message) => Some(message.clone()),
@@ -335,6 +392,7 @@ impl Sampler {
             }
             Some(message) => {
                 slot.values = None;
+                slot.rolled_up = None;
                 slot.stats.failures += 1;
                 // Logged when the error starts or changes, not once a second.
                 if slot.stats.error.as_deref() != Some(message.as_str()) {
@@ -408,6 +466,7 @@ impl Sampler {
                 collector: slot.collector,
                 wire_id: slot.wire_id.clone(),
                 values: slot.values.clone(),
+                rolled_up: slot.rolled_up.clone(),
                 error: slot.stats.error.clone(),
             })
             .collect();
@@ -425,9 +484,27 @@ impl Sampler {
                 points: &values.1,
             };
             for series in snapshot::series_sent(&source) {
-                add_template(&mut report, slot, series);
+                add_template(&mut report, slot, slot.collector.topology, series);
             }
             sources.push(source);
+            let Some(rolled_up) = &slot.rolled_up else {
+                continue;
+            };
+            // The same metric, keys and templates, on the containers and pods.
+            for (topology, points) in [
+                (Topology::Container, &rolled_up.containers),
+                (Topology::Pod, &rolled_up.pods),
+            ] {
+                let source = Source {
+                    topology,
+                    points,
+                    ..source
+                };
+                for series in snapshot::series_sent(&source) {
+                    add_template(&mut report, slot, topology, series);
+                }
+                sources.push(source);
+            }
         }
 
         let host_node = ThisHost.node_id(&self.config.host_id);
@@ -486,12 +563,13 @@ struct SlotView {
     collector: &'static Collector,
     wire_id: String,
     values: Option<Arc<(Timestamp, Points)>>,
+    rolled_up: Option<Arc<RolledUp>>,
     error: Option<String>,
 }
 
 /// The template for one series of a collector: `{}` in the label is replaced by the
 /// series, and numeric series (status codes) sort by number after the base priority.
-fn add_template(report: &mut Report, slot: &SlotView, series: Option<&str>) {
+fn add_template(report: &mut Report, slot: &SlotView, topology: Topology, series: Option<&str>) {
     let collector = slot.collector;
     let (id, label) = match series {
         None => (slot.wire_id.clone(), collector.label.to_owned()),
@@ -511,7 +589,7 @@ fn add_template(report: &mut Report, slot: &SlotView, series: Option<&str>) {
         .priority
         .map(|p| p + offset)
         .and_then(|p| Finite::try_from(p).ok());
-    let topology = report.topology_mut(collector.topology);
+    let topology = report.topology_mut(topology);
     match collector.kind {
         Kind::Metric { format, .. } => {
             if let Ok(mut template) = MetricTemplate::new(id, label) {

@@ -27,7 +27,7 @@ use crate::timestamp::Timestamp;
 pub(crate) const SCOPE_MAX_REPORT_BYTES: usize = 50 * 1024 * 1024;
 
 /// One collector's latest values, as both writers read them.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Source<'a> {
     pub(crate) topology: Topology,
     /// The wire key: metric key or `latest` key; a series adds `_<series>`.

@@ -343,6 +343,7 @@ fn a_collector_interval_or_timeout_below_100ms_is_refused_at_start() {
         timeout: None,
         enabled_by_default: true,
         namespaced: true,
+        rollup: scope_plugin::Rollup::None,
         description: "",
         location: Location {
             module_path: module_path!(),

@@ -1,17 +1,19 @@
 //! Run with: cargo run -p example-process-metric -- --once
 //!
 //! A per-process metric: open file descriptors of every process, keyed by `Pid`; the
-//! runtime turns each pid into Scope's process node id.
+//! runtime turns each pid into Scope's process node id. With `rollup = "sum"` the runtime
+//! also reports each container's and each pod's total, from the processes' cgroups.
 
 use scope_plugin::prelude::*;
 
-/// Open file descriptors per process, from `/proc/<pid>/fd`.
+/// Open file descriptors per process, from `/proc/<pid>/fd`; summed per container and pod.
 #[scope_metric(
     topology = "process",
     id = "open_fds",
     label = "Open FDs",
     format = "integer",
-    priority = 5.0
+    priority = 5.0,
+    rollup = "sum"
 )]
 fn open_fds(ctx: &Context) -> anyhow::Result<Vec<(Pid, u64)>> {
     let mut counts = Vec::new();

@@ -180,6 +180,25 @@ named_enum! {
     }
 }
 
+named_enum! {
+    /// How a per-process metric is also reported on the container and the pod each process
+    /// belongs to: the values of their processes, reduced (`rollup = "sum"`).
+    Rollup, "rollup" {
+        /// Only on the processes, the default: not every metric adds up (a percentage does
+        /// not).
+        #[default]
+        None => "none", "none";
+        /// The sum: rates and counts (requests per second of a container).
+        Sum => "sum", "sum";
+        /// The mean over the container's processes that have a value.
+        Mean => "mean", "mean";
+        /// The largest value.
+        Max => "max", "max";
+        /// The smallest value.
+        Min => "min", "min";
+    }
+}
+
 /// Why a plugin id is refused, as users read it.
 pub const PLUGIN_ID_RULE: &str = "Scope accepts only ASCII letters and digits in groups joined by single dashes (like \"my-plugin\"); no dots, underscores, or leading/trailing/double dashes";
 

@@ -37,6 +37,7 @@ const fn metric(
         timeout: None,
         enabled_by_default: true,
         namespaced: true,
+        rollup: scope_plugin::Rollup::None,
         description: "test collector",
         location: HERE,
         new_state: no_state,
