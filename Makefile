@@ -6,8 +6,9 @@
 SHELL := /bin/bash
 # Debian packages the build and the tests use: curl (runtime test), procps (vmstat,
 # the independent IO-wait measurement), clang and libbpf-dev (the eBPF collector's
-# build), python3 (the eBPF tests' servers).
-APT_PACKAGES := curl procps clang libbpf-dev python3
+# build), python3 (the eBPF tests' servers), busybox-static (a forking HTTP server for the
+# container tests).
+APT_PACKAGES := curl procps clang libbpf-dev python3 busybox-static
 
 # The plugin package `make image` builds.
 PLUGIN ?= collectors

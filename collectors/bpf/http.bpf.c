@@ -11,8 +11,8 @@
  * that connected (a client end); a read-/write-family syscall; its first bytes (up to
  * HTTP_SCAN_MAX, one copy) look like a request or status line; the socket is a stream
  * socket of the wanted family and the one the syscall names. Only then is the copy
- * scanned and the process's counters updated. Two more programs keep the state bounded:
- * TCP state changes (SOCKETS) and process exits (COUNTS).
+ * scanned and the process's counters updated. Two more programs keep the state bounded
+ * and exact: TCP state changes (SOCKETS) and process exits (EXITED, below).
  */
 #include "vmlinux_min.h"
 #include <bpf/bpf_helpers.h>
@@ -57,7 +57,8 @@ struct http_counts {
 };
 
 /* Per process (tgid) and per CPU, so updates need no atomics; LRU bounds the memory, and
- * a process's entry is deleted when its whole thread group has exited. */
+ * user space deletes a process's entry once it has exited and been folded into its
+ * parent's (EXITED). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
 	__uint(max_entries, 16384);
@@ -286,7 +287,7 @@ static __always_inline int switch_pending(struct pending_counts *pending, __u32 
 	*seq = *seq + 1;
 	__u32 old_tgid = pending->tgid;
 	struct http_counts *old = old_tgid ? bpf_map_lookup_elem(&COUNTS, &old_tgid) : 0;
-	/* No entry: the process has exited and its counts go with it. */
+	/* No entry: user space has folded the exited process into its parent, and deleted it. */
 	if (old && old->start_time == pending->counts.start_time) {
 		old->requests += pending->counts.requests;
 		for (int i = 0; i < MAX_CODES; i++) {
@@ -469,7 +470,26 @@ int http_socket_state(struct bpf_raw_tracepoint_args *ctx)
 	return 0;
 }
 
-/* A process's counters go when its last thread exits, so a reused pid starts at zero. */
+/* A process whose whole thread group exited, noted for user space, which adds what its
+ * counters hold and were not yet reported to its parent's (as the kernel adds an exited
+ * child's CPU time to its parent's cutime), then deletes both entries. So a server that
+ * forks per connection (inetd-style, busybox httpd, CGI) counts every request at the
+ * listening process, whose children live less than an interval. */
+struct exit_note {
+	__u64 start_time;
+	__u64 parent_start_time;
+	__u64 exited_at; /* bpf_ktime_get_ns(): children are folded before their parents */
+	__u32 parent;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct exit_note);
+} EXITED SEC(".maps");
+
 SEC("raw_tracepoint/sched_process_exit")
 int http_process_exit(struct bpf_raw_tracepoint_args *ctx)
 {
@@ -477,7 +497,25 @@ int http_process_exit(struct bpf_raw_tracepoint_args *ctx)
 	if (BPF_CORE_READ(task, signal, live.counter) != 0)
 		return 0;
 	__u32 tgid = BPF_CORE_READ(task, tgid);
-	bpf_map_delete_elem(&COUNTS, &tgid);
+	/* A process that never counted (nor had a child that did) needs nothing. */
+	if (!bpf_map_lookup_elem(&COUNTS, &tgid))
+		return 0;
+	struct task_struct *parent = BPF_CORE_READ(task, real_parent);
+	struct exit_note note = {
+		.start_time = BPF_CORE_READ(task, group_leader, start_time),
+		.parent_start_time = BPF_CORE_READ(parent, group_leader, start_time),
+		.exited_at = bpf_ktime_get_ns(),
+		.parent = BPF_CORE_READ(parent, tgid),
+	};
+	/* The parent gets an entry first, so that user space, once it sees the note, lists
+	 * the parent too; and the parent's own exit is noted in turn. */
+	__u32 parent_tgid = note.parent;
+	if (parent_tgid && !bpf_map_lookup_elem(&COUNTS, &parent_tgid)) {
+		struct http_counts fresh = { .start_time = note.parent_start_time };
+		bpf_map_update_elem(&COUNTS, &parent_tgid, &fresh, BPF_NOEXIST);
+	}
+	/* If EXITED is full, the counts stay with the exited process (until LRU eviction). */
+	bpf_map_update_elem(&EXITED, &tgid, &note, BPF_ANY);
 	return 0;
 }
 

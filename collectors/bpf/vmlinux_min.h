@@ -18,6 +18,7 @@ typedef __u32 __be32;
 typedef __u32 __wsum;
 
 enum bpf_map_type {
+	BPF_MAP_TYPE_HASH = 1,
 	BPF_MAP_TYPE_ARRAY = 2,
 	BPF_MAP_TYPE_PERCPU_ARRAY = 6,
 	BPF_MAP_TYPE_LRU_PERCPU_HASH = 10,
@@ -83,6 +84,7 @@ struct task_struct {
 	int tgid;
 	__u64 start_time;
 	struct task_struct *group_leader;
+	struct task_struct *real_parent;
 	struct files_struct *files;
 	struct signal_struct *signal;
 };

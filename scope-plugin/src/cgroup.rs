@@ -13,6 +13,10 @@
 //! | Kubernetes, cgroupfs | `/kubepods[/burstable\|/besteffort]/pod<uid>/<id>` |
 //! | Kubernetes, systemd | `/kubepods.slice[/kubepods-<qos>.slice]/kubepods[-<qos>]-pod<uid_with_underscores>.slice/<cri-containerd\|crio\|docker>-<id>.scope` |
 //!
+//! Seen from a container with a private cgroup namespace (the default on cgroup v2), other
+//! containers' paths are relative (`/../../kubepods-…/cri-containerd-<id>.scope`): the same
+//! pieces are found in them. Processes in the reader's own cgroup show as `/`.
+//!
 //! Anything else, including conmon's own `crio-conmon-<id>.scope`, is "not in a container":
 //! a path this code does not recognise never becomes an id. Ids are checked for their exact
 //! shape (64 lower-case hex digits; a UUID for a pod), so a malformed one is never sent.
@@ -58,9 +62,12 @@ pub fn membership_of_path(path: &str) -> Option<Membership> {
         .iter()
         .enumerate()
         .find_map(|(at, component)| container_id(component).map(|id| (at, id)))?;
+    // A path relative to the reader's own cgroup namespace (`/../..`: the plugin runs in a
+    // container with a private one, the default on cgroup v2) may have lost the kubepods
+    // ancestors: then the pod directory alone must show it.
     let under_kubepods = components[..at]
         .iter()
-        .any(|component| component.contains("kubepods"));
+        .any(|component| component.contains("kubepods") || *component == "..");
     let pod = at
         .checked_sub(1)
         .filter(|_| under_kubepods)
@@ -363,6 +370,18 @@ mod tests {
             "/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-besteffort.slice/kubelet-kubepods-besteffort-pod{underscored}.slice/cri-containerd-{ID}.scope"
         );
         assert_eq!(pod(&path), Some(UID.to_owned()));
+    }
+
+    #[test]
+    fn paths_relative_to_a_private_cgroup_namespace() {
+        // The plugin in a pod with a private cgroup namespace, looking at another pod.
+        let path = format!("/../../besteffort/pod{UID}/{ID}");
+        assert_eq!(container(&path), Some(ID.to_owned()));
+        assert_eq!(pod(&path), Some(UID.to_owned()));
+        assert_eq!(
+            container(&format!("/../../system.slice/docker-{ID}.scope")),
+            Some(ID.to_owned())
+        );
     }
 
     #[test]

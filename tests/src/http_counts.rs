@@ -58,13 +58,15 @@ pub fn wait_for_http_collectors(socket: &Path) {
     }
 }
 
-/// Samples of one process's series, collected by polling /report like the probe.
+/// Samples of one node's series, collected by polling /report like the probe.
 #[derive(Debug)]
 pub struct Watcher {
     client: ProbeClient,
     runtime: tokio::runtime::Runtime,
     host_id: String,
-    pid: u32,
+    /// The topology's key in the report, and the node's id.
+    topology: &'static str,
+    node: String,
     /// series → (date in ns → value)
     pub samples: BTreeMap<String, BTreeMap<i128, f64>>,
 }
@@ -73,6 +75,11 @@ impl Watcher {
     /// Watches process `pid` in the reports of the plugin at `socket`, whose host id is
     /// `host_id`.
     pub fn new(socket: &Path, host_id: &str, pid: u32) -> Self {
+        Self::node(socket, host_id, "Process", format!("{host_id};{pid}"))
+    }
+
+    /// Watches the node `node` of `topology` (its key in the report: `"Container"`).
+    pub fn node(socket: &Path, host_id: &str, topology: &'static str, node: String) -> Self {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -81,7 +88,8 @@ impl Watcher {
             client: ProbeClient::new(socket),
             runtime,
             host_id: host_id.to_owned(),
-            pid,
+            topology,
+            node,
             samples: BTreeMap::new(),
         }
     }
@@ -106,8 +114,7 @@ impl Watcher {
                 host_node[key]
             );
         }
-        let node = format!("{};{}", self.host_id, self.pid);
-        let metrics = &report["Process"]["nodes"][node]["metrics"];
+        let metrics = &report[self.topology]["nodes"][&self.node]["metrics"];
         for (series, metric) in metrics.as_object().into_iter().flatten() {
             let sample = &metric["samples"][0];
             let date = sample["date"]
@@ -138,8 +145,8 @@ impl Watcher {
             }
             assert!(
                 Instant::now() < deadline,
-                "no {n} samples of {series} for pid {} (have {:?})",
-                self.pid,
+                "no {n} samples of {series} for {} (have {:?})",
+                self.node,
                 self.samples.keys()
             );
             std::thread::sleep(Duration::from_millis(30));
@@ -206,9 +213,20 @@ impl Watcher {
     /// After a warm-up request (so the process has counters), waits for a quiet interval,
     /// runs `traffic`, and returns the counted (requests, 200s, 404s).
     pub fn measure(&mut self, traffic: impl FnOnce()) -> (u64, u64, u64) {
-        let since_requests = self.quiet(REQUESTS);
-        let since_ok = self.quiet(OK);
-        traffic();
+        measure_each(std::slice::from_mut(self), traffic)[0]
+    }
+
+    /// Whether `series` has moved since `since` and then read zero twice.
+    fn settled(&self, series: &str, since: i128) -> bool {
+        let Some(samples) = self.samples.get(series) else {
+            return false;
+        };
+        let after: Vec<f64> = samples.range(since + 1..).map(|(_, v)| *v).collect();
+        after.iter().any(|&v| v > 0.0) && after.ends_with(&[0.0, 0.0])
+    }
+
+    /// The counts since `since` (the quiet samples before the traffic).
+    fn counts_since(&mut self, (since_requests, since_ok): (i128, i128)) -> (u64, u64, u64) {
         let requests = self.count_since(REQUESTS, since_requests);
         let oks = self.count_since(OK, since_ok);
         let not_found = if self.samples.contains_key(NOT_FOUND) {
@@ -220,6 +238,35 @@ impl Watcher {
         };
         (requests, oks, not_found)
     }
+}
+
+/// As [`Watcher::measure`], for several nodes seeing one stretch of traffic (a container
+/// and its process, two containers): (requests, 200s, 404s) for each.
+pub fn measure_each(watchers: &mut [Watcher], traffic: impl FnOnce()) -> Vec<(u64, u64, u64)> {
+    let quiet: Vec<(i128, i128)> = watchers
+        .iter_mut()
+        .map(|watcher| (watcher.quiet(REQUESTS), watcher.quiet(OK)))
+        .collect();
+    traffic();
+    // A round's rates show in the report only until the next round: every watcher polls
+    // through the same rounds, until each has seen its traffic end.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !watchers
+        .iter()
+        .zip(&quiet)
+        .all(|(watcher, &(since, _))| watcher.settled(REQUESTS, since))
+    {
+        assert!(Instant::now() < deadline, "the traffic never settled");
+        for watcher in watchers.iter_mut() {
+            watcher.poll();
+        }
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    watchers
+        .iter_mut()
+        .zip(quiet)
+        .map(|(watcher, since)| watcher.counts_since(since))
+        .collect()
 }
 
 /// Sends `request` and reads until `responses` bodies of `hello\n` have come back.

@@ -11,9 +11,11 @@ use std::time::{Duration, Instant};
 
 use scope_plugin_tests::docker::{self, Container};
 use scope_plugin_tests::http_counts::{
-    Watcher, bpf_allowed, exchange, get, wait_for_http_collectors,
+    Watcher, bpf_allowed, exchange, get, measure_each, wait_for_http_collectors,
 };
-use scope_plugin_tests::{Killed, built_binary, free_port, json, raw_request, workspace_root};
+use scope_plugin_tests::{
+    Killed, built_binary, cannot_run_here, free_port, json, raw_request, workspace_root,
+};
 
 const PLUGIN_ID: &str = "scope-collectors";
 
@@ -295,5 +297,161 @@ fn any_plugin_package_builds_a_small_labelled_static_image() {
     assert!(
         report["Host"]["nodes"]["h;<host>"]["metrics"]["example-host-metric_load1"].is_object(),
         "{report}"
+    );
+}
+
+/// A static busybox in an image `FROM scratch`, running `httpd` in the foreground on the
+/// address given as the container's arguments (`-p <ip:port>`). It forks a child for each
+/// connection, which serves one request and exits: the process model that loses counts
+/// unless exited processes' counts go to their parent.
+fn busybox_httpd_image() -> Option<String> {
+    let Some(busybox) = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .map(Path::new)
+        .find(|path| path.exists())
+    else {
+        cannot_run_here("no static busybox (`make test` installs busybox-static)");
+        return None;
+    };
+    let context = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(busybox, context.path().join("busybox")).expect("copy busybox");
+    std::fs::create_dir(context.path().join("www")).expect("www");
+    std::fs::write(context.path().join("www/index.html"), "hello\n").expect("index");
+    std::fs::write(
+        context.path().join("Dockerfile"),
+        "FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\n\
+         ENTRYPOINT [\"/bin/busybox\", \"httpd\", \"-f\", \"-h\", \"/www\"]\n",
+    )
+    .expect("Dockerfile");
+    let image = "scope-plugin-test/busybox-httpd";
+    docker::docker(&[
+        "build",
+        "-q",
+        "-t",
+        image,
+        context.path().to_str().expect("utf8"),
+    ]);
+    Some(image.to_owned())
+}
+
+/// `requests` GETs to 127.0.0.1:`port`, each on its own connection (busybox closes it),
+/// every third for a missing file; waits for each response to end.
+fn separate_requests(port: u16, requests: usize) {
+    for i in 0..requests {
+        let path = if i % 3 == 2 {
+            "/missing"
+        } else {
+            "/index.html"
+        };
+        let mut stream = connect(port);
+        std::io::Write::write_all(
+            &mut stream,
+            format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes(),
+        )
+        .expect("request");
+        let mut response = Vec::new();
+        std::io::Read::read_to_end(&mut stream, &mut response).expect("response");
+        let expected: &[u8] = if path == "/missing" {
+            b"HTTP/1.1 404"
+        } else {
+            b"HTTP/1.1 200"
+        };
+        assert!(response.starts_with(expected), "{path}: {response:?}");
+    }
+}
+
+#[test]
+fn forking_servers_in_containers_count_exactly_on_their_container_and_parent() {
+    if !docker::available() || !bpf_allowed() {
+        return;
+    }
+    let Some(httpd) = busybox_httpd_image() else {
+        return;
+    };
+    let plugins = tempfile::tempdir().expect("tempdir");
+    let plugin = run_like_the_readme(plugins.path(), &collectors_image());
+    let socket = socket_in(plugins.path());
+    wait_until_serving(&plugin, &socket);
+    wait_for_http_collectors(&socket);
+    let host = host_name();
+
+    // Two busybox servers in containers on the host's loopback, and one server on the host.
+    let ports = [free_port(), free_port()];
+    let servers = ports.map(|port| {
+        let address = format!("127.0.0.1:{port}");
+        Container::run(&[
+            "--net=host",
+            "--read-only",
+            "--cap-drop",
+            "ALL",
+            &httpd,
+            "-p",
+            &address,
+        ])
+    });
+    let host_port = free_port();
+    let mut host_server = Command::new(built_binary("scope-plugin-tests", "hello-http"))
+        .arg(format!("127.0.0.1:{host_port}"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("hello-http starts");
+    let mut ready = String::new();
+    BufReader::new(host_server.stdout.take().expect("stdout"))
+        .read_line(&mut ready)
+        .expect("hello-http says it listens");
+    let host_server = Killed(host_server);
+
+    // A warm-up request each, so that every node has its series before the counted stretch.
+    for port in ports {
+        separate_requests(port, 1);
+    }
+    let mut host_stream = connect(host_port);
+    exchange(&mut host_stream, &get("/"), 1);
+
+    // The container nodes are Scope's: `<the id docker inspect gives>;<container>`.
+    let container_node = |server: &Container| {
+        let id = docker::docker(&["inspect", "-f", "{{.Id}}", &server.id]);
+        format!("{id};<container>")
+    };
+    let mut watchers = vec![
+        Watcher::node(&socket, &host, "Container", container_node(&servers[0])),
+        Watcher::new(&socket, &host, servers[0].host_pid()),
+        Watcher::node(&socket, &host, "Container", container_node(&servers[1])),
+    ];
+    let counted = measure_each(&mut watchers, || {
+        separate_requests(ports[0], 30);
+        separate_requests(ports[1], 12);
+        for _ in 0..5 {
+            exchange(&mut host_stream, &get("/"), 1);
+        }
+    });
+    assert_eq!(
+        counted,
+        vec![(30, 20, 10), (30, 20, 10), (12, 8, 4)],
+        "(requests, 200s, 404s) on: the first container, its httpd (the parent of every \
+         child that served), the second container"
+    );
+
+    // The host's server is on no container: the containers with HTTP figures are exactly
+    // the two servers' (the totals above already exclude its requests).
+    let (_, body) =
+        raw_request(&socket, "GET /report HTTP/1.1\r\nHost: plugin\r\n\r\n").expect("report");
+    let report = json(&body);
+    let mut with_http: Vec<String> = report["Container"]["nodes"]
+        .as_object()
+        .expect("container nodes")
+        .iter()
+        .filter(|(_, node)| node["metrics"]["scope-collectors_http_requests"].is_object())
+        .map(|(id, _)| id.clone())
+        .collect();
+    with_http.sort();
+    let mut expected: Vec<String> = servers.iter().map(container_node).collect();
+    expected.sort();
+    assert_eq!(with_http, expected);
+    let host_node = format!("{host};{}", host_server.0.id());
+    assert!(
+        report["Process"]["nodes"][&host_node]["metrics"]["scope-collectors_http_requests"]
+            .is_object(),
+        "the host server is still a process node"
     );
 }

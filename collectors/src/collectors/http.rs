@@ -1,4 +1,6 @@
-//! HTTP requests received and responses sent per second, per process, from eBPF.
+//! HTTP requests received and responses sent per second, per process, from eBPF, and
+//! summed per container and pod (`rollup = "sum"`). An exited process's counts go to its
+//! parent (see `Lineage`), so that forking servers and their containers count exactly.
 //!
 //! Both metrics read the same in-kernel counters (see bpf/http.bpf.c); each keeps its
 //! previous reading and divides the increase by the real time between readings. The first
@@ -71,6 +73,7 @@ impl Previous {
     label = "HTTP requests/s",
     min = 0.0,
     priority = 4.0,
+    rollup = "sum",
     timeout = "10s"
 )]
 fn http_requests(
@@ -104,6 +107,7 @@ fn http_requests(
     label = "HTTP {} responses/s",
     min = 0.0,
     priority = 4.1,
+    rollup = "sum",
     timeout = "10s"
 )]
 fn http_responses(previous: &mut Previous, ctx: &Context) -> anyhow::Result<Option<ResponseRates>> {
