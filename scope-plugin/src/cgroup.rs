@@ -21,10 +21,12 @@
 //! a path this code does not recognise never becomes an id. Ids are checked for their exact
 //! shape (64 lower-case hex digits; a UUID for a pod), so a malformed one is never sent.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
+
+use hashbrown::HashMap;
 
 use crate::collector::{PointRef, Points, ValueRef};
 use crate::ids::{ContainerId, NodeKey, PodUid};
@@ -132,8 +134,12 @@ fn is_uuid(text: &str) -> bool {
 /// How long a pid's mapping is kept after the last round that listed it.
 const FORGET_AFTER: Duration = Duration::from_secs(10);
 
+/// A container's values of one series: the shared membership's address, and the series.
+type SharedKey<'a> = (usize, Option<&'a str>);
+
+/// One pid's membership, and when a round last listed the pid.
 #[derive(Debug)]
-struct Known {
+struct Mapped {
     membership: Option<Arc<Membership>>,
     last_seen: Instant,
 }
@@ -144,7 +150,15 @@ struct Known {
 /// wrap around in seconds.
 #[derive(Debug, Default)]
 pub(crate) struct ContainerMap {
-    known: Mutex<HashMap<u32, Known>>,
+    known: Mutex<Known>,
+}
+
+/// The pids' mappings, and one shared copy of each membership: a container's processes
+/// share it, so values add up by pointer, without hashing 64-digit ids per value.
+#[derive(Debug, Default)]
+struct Known {
+    pids: HashMap<u32, Mapped>,
+    memberships: HashSet<Arc<Membership>>,
 }
 
 /// A metric rolled up onto containers and pods: one value per node and series.
@@ -196,7 +210,9 @@ impl ContainerMap {
     pub(crate) fn roll_up(&self, procfs: &Path, points: &Points, rollup: Rollup) -> RolledUp {
         let now = Instant::now();
         let mut known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut containers: HashMap<(Arc<Membership>, Option<&str>), Accumulated> = HashMap::new();
+        let Known { pids, memberships } = &mut *known;
+        // By the shared membership's address: the same container, the same key.
+        let mut containers: HashMap<SharedKey<'_>, (Arc<Membership>, Accumulated)> = HashMap::new();
         for PointRef {
             node_id,
             series,
@@ -212,8 +228,17 @@ impl ContainerMap {
             else {
                 continue;
             };
-            let entry = known.entry(pid).or_insert_with(|| Known {
-                membership: read_membership(procfs, pid).map(Arc::new),
+            let entry = pids.entry(pid).or_insert_with(|| Mapped {
+                membership: read_membership(procfs, pid).map(|membership| {
+                    match memberships.get(&membership) {
+                        Some(shared) => Arc::clone(shared),
+                        None => {
+                            let shared = Arc::new(membership);
+                            memberships.insert(Arc::clone(&shared));
+                            shared
+                        }
+                    }
+                }),
                 last_seen: now,
             });
             entry.last_seen = now;
@@ -221,17 +246,19 @@ impl ContainerMap {
                 continue;
             };
             containers
-                .entry((Arc::clone(membership), series))
-                .and_modify(|acc| acc.add(value))
-                .or_insert_with(|| Accumulated::new(value));
+                .entry((Arc::as_ptr(membership) as usize, series))
+                .and_modify(|(_, acc)| acc.add(value))
+                .or_insert_with(|| (Arc::clone(membership), Accumulated::new(value)));
         }
-        known.retain(|_, entry| now.duration_since(entry.last_seen) < FORGET_AFTER);
+        pids.retain(|_, entry| now.duration_since(entry.last_seen) < FORGET_AFTER);
+        // A membership no pid holds any more (its container is gone) is dropped too.
+        memberships.retain(|shared| Arc::strong_count(shared) > 1);
         drop(known);
 
         let mut pods: HashMap<(&PodUid, Option<&str>), Accumulated> = HashMap::new();
         let mut rolled = RolledUp::default();
         let mut node_id = String::new();
-        for ((membership, series), acc) in &containers {
+        for ((_, series), (membership, acc)) in &containers {
             if let Some(value) = acc.reduce(rollup) {
                 node_id.clear();
                 membership.container.write_node_id("", &mut node_id);

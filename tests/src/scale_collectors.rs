@@ -51,3 +51,97 @@ fn m4() -> Vec<(Pid, f64)> {
 fn m5() -> Vec<(Pid, f64)> {
     nodes(0.5)
 }
+
+// The same five metrics rolled up onto containers and pods, for the roll-up benchmark
+// (`--enable r1,r2,r3,r4,r5 --disable m1,m2,m3,m4,m5`, with a procfs tree giving each
+// pid a container: `write_procfs`).
+
+/// Metric one of five, summed per container and pod.
+#[scope_metric(
+    topology = "process",
+    id = "r1",
+    label = "R1",
+    priority = 6.0,
+    rollup = "sum",
+    default = false
+)]
+fn r1() -> Vec<(Pid, f64)> {
+    nodes(0.1)
+}
+
+/// Metric two of five, summed per container and pod.
+#[scope_metric(
+    topology = "process",
+    id = "r2",
+    label = "R2",
+    priority = 6.1,
+    rollup = "sum",
+    default = false
+)]
+fn r2() -> Vec<(Pid, f64)> {
+    nodes(0.2)
+}
+
+/// Metric three of five, summed per container and pod.
+#[scope_metric(
+    topology = "process",
+    id = "r3",
+    label = "R3",
+    priority = 6.2,
+    rollup = "sum",
+    default = false
+)]
+fn r3() -> Vec<(Pid, f64)> {
+    nodes(0.3)
+}
+
+/// Metric four of five, the largest per container and pod.
+#[scope_metric(
+    topology = "process",
+    id = "r4",
+    label = "R4",
+    priority = 6.3,
+    rollup = "max",
+    default = false
+)]
+fn r4() -> Vec<(Pid, f64)> {
+    nodes(0.4)
+}
+
+/// Metric five of five, the mean per container and pod.
+#[scope_metric(
+    topology = "process",
+    id = "r5",
+    label = "R5",
+    format = "percent",
+    min = 0.0,
+    max = 100.0,
+    priority = 6.4,
+    rollup = "mean",
+    default = false
+)]
+fn r5() -> Vec<(Pid, f64)> {
+    nodes(0.5)
+}
+
+/// A procfs tree under `root` for pids 1 to `nodes`: 20 processes to a container, and every
+/// other container in a Kubernetes pod (two containers a pod), as a busy node's would be.
+#[allow(
+    dead_code,
+    reason = "used by the bench, not by the scale-plugin binary"
+)]
+pub(crate) fn write_procfs(root: &std::path::Path, nodes: u32) {
+    for pid in 1..=nodes {
+        let container = pid / 20;
+        let id = format!("{container:064x}");
+        let cgroup = if container % 2 == 0 {
+            format!("0::/system.slice/docker-{id}.scope\n")
+        } else {
+            let pod = container / 4;
+            format!("0::/kubepods/burstable/pod{pod:08x}-0000-4000-8000-{pod:012x}/{id}\n")
+        };
+        let dir = root.join(pid.to_string());
+        std::fs::create_dir_all(&dir).expect("pid dir");
+        std::fs::write(dir.join("cgroup"), cgroup).expect("cgroup");
+    }
+}

@@ -114,6 +114,33 @@ fn the_process_example_rolls_up_onto_containers_and_pods() {
             String::from("0::/user.slice/user-0.slice/session-1.scope\n"),
         ),
     ];
+    // One pod per kubelet layout: the cgroupfs and systemd drivers, each QoS class, the
+    // three CRI runtimes, cgroup v1 and v2 lines. (pid, pod UID, container id, cgroup file)
+    let container_of = |n: u32| format!("{n:064x}");
+    let pod_of = |n: u32| format!("{n:08x}-1111-4222-8333-{n:012x}");
+    let mut layouts = Vec::new();
+    for (n, layout) in (1..).zip([
+        "12:memory:/kubepods/pod{uid}/{id}\n",
+        "12:memory:/kubepods/burstable/pod{uid}/{id}\n",
+        "0::/kubepods/besteffort/pod{uid}/{id}\n",
+        "0::/kubepods.slice/kubepods-pod{uid_}.slice/cri-containerd-{id}.scope\n",
+        "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{uid_}.slice/crio-{id}.scope\n",
+        "11:pids:/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{uid_}.slice/docker-{id}.scope\n0::/\n",
+    ]) {
+        let cgroup = layout
+            .replace("{uid_}", &pod_of(n).replace('-', "_"))
+            .replace("{uid}", &pod_of(n))
+            .replace("{id}", &container_of(n));
+        layouts.push((400 + n, pod_of(n), container_of(n), cgroup));
+    }
+    let processes: Vec<(u32, u32, String)> = processes
+        .into_iter()
+        .chain(
+            layouts
+                .iter()
+                .map(|(pid, _, _, cgroup)| (*pid, 1, cgroup.clone())),
+        )
+        .collect();
     for (pid, fds, cgroup) in &processes {
         let dir = procfs.path().join(pid.to_string());
         std::fs::create_dir_all(dir.join("fd")).expect("fd dir");
@@ -163,11 +190,26 @@ fn the_process_example_rolls_up_onto_containers_and_pods() {
         .expect("the host process")
         .clone();
     assert_eq!(value(&report, "Process", &host), Some(6.0));
+    for (_, pod, container, cgroup) in &layouts {
+        assert_eq!(
+            value(&report, "Pod", &format!("{pod};<pod>")),
+            Some(1.0),
+            "{cgroup}"
+        );
+        assert_eq!(
+            value(&report, "Container", &format!("{container};<container>")),
+            Some(1.0),
+            "{cgroup}"
+        );
+    }
     assert_eq!(
         report["Container"]["nodes"].as_object().map(|n| n.len()),
-        Some(2)
+        Some(2 + layouts.len())
     );
-    assert_eq!(report["Pod"]["nodes"].as_object().map(|n| n.len()), Some(1));
+    assert_eq!(
+        report["Pod"]["nodes"].as_object().map(|n| n.len()),
+        Some(1 + layouts.len())
+    );
     // The same template in each topology, so Scope shows the row there.
     for topology in ["Process", "Container", "Pod"] {
         assert_eq!(
