@@ -114,6 +114,27 @@ fn each_syscall_family_counts_every_request_and_response() {
             (17, 13, 4),
             "{mode}: (requests, 200s, 404s)"
         );
+        // The table on the process node: the totals since it was first seen (the warm-up
+        // included), a row per status code, as Scope's multicolumn table reads them.
+        let (_, body) = scope_plugin_tests::raw_request(
+            &plugin.socket,
+            "GET /report HTTP/1.1\r\nHost: plugin\r\n\r\n",
+        )
+        .expect("report");
+        let report = scope_plugin_tests::json(&body);
+        let latest = &report["Process"]["nodes"][format!("h;{pid}")]["latest"];
+        let total = |code: u16| {
+            latest[format!("scope-collectors_http_codes_{code}___total")]["value"].clone()
+        };
+        assert_eq!(
+            (total(200), total(404)),
+            ("14".into(), "4".into()),
+            "{mode}: {latest}"
+        );
+        assert_eq!(
+            report["Process"]["table_templates"]["scope-collectors_http_codes"]["type"],
+            "multicolumn-table"
+        );
     }
 }
 

@@ -14,6 +14,7 @@ use crate::args::Args;
 pub(crate) enum AttrKind {
     Metric,
     Metadata,
+    Table,
 }
 
 impl AttrKind {
@@ -21,6 +22,7 @@ impl AttrKind {
         match self {
             AttrKind::Metric => "scope_metric",
             AttrKind::Metadata => "scope_metadata",
+            AttrKind::Table => "scope_table",
         }
     }
 
@@ -35,6 +37,17 @@ impl AttrKind {
                 "max",
                 "rollup",
                 "priority",
+                "interval",
+                "timeout",
+                "default",
+                "namespaced",
+                "crate",
+            ],
+            AttrKind::Table => &[
+                "topology",
+                "id",
+                "label",
+                "columns",
                 "interval",
                 "timeout",
                 "default",
@@ -86,6 +99,8 @@ pub(crate) struct CollectorAttr {
     max: Option<f64>,
     /// `Rollup` variant name.
     rollup: &'static str,
+    /// A table's columns: (id, label, `DataType` variant name); none for a property list.
+    columns: Vec<(LitStr, LitStr, &'static str)>,
     priority: Option<f64>,
     interval_ns: Option<u64>,
     timeout_ns: Option<u64>,
@@ -155,6 +170,11 @@ impl CollectorAttr {
                     .variant_name(),
                 None => DataType::default().variant_name(),
             },
+            AttrKind::Table => DataType::default().variant_name(),
+        };
+        let columns = match args.get("columns") {
+            Some(arg) => parse_columns(&arg.value)?,
+            None => Vec::new(),
         };
         let min = args.number("min")?;
         let max = args.number("max")?;
@@ -199,6 +219,7 @@ impl CollectorAttr {
             min: min.map(|(v, _)| v),
             max: max.map(|(v, _)| v),
             rollup,
+            columns,
             priority: args.number("priority")?.map(|(v, _)| v),
             interval_ns,
             timeout_ns,
@@ -255,12 +276,26 @@ impl CollectorAttr {
         let name = &signature.ident;
         let output_kind = match self.kind {
             AttrKind::Metric => quote!(#krate::__private::MetricKind),
-            AttrKind::Metadata => quote!(#krate::__private::MetadataKind),
+            AttrKind::Metadata | AttrKind::Table => quote!(#krate::__private::MetadataKind),
         };
         let topology = syn::Ident::new(self.topology, Span::call_site());
+        let columns = self.columns.iter().map(|(id, label, data_type)| {
+            let data_type = syn::Ident::new(data_type, Span::call_site());
+            quote!(#krate::__private::TableColumn {
+                id: #id, label: #label, data_type: #krate::__private::DataType::#data_type,
+            })
+        });
+        let columns = quote!(&[#(#columns),*]);
+        let column_count = self.columns.len();
         // Spanned on the user's function name, so a return type the runtime cannot use is
         // reported there.
-        let convert = if self.topology == "Host" {
+        let convert = if self.kind == AttrKind::Table && self.columns.is_empty() {
+            quote_spanned!(name.span()=> #krate::__private::property_list_output::<#krate::__private::topology::#topology, _, _>(
+                #name(#(#call_args),*), context, #krate::__private::Topology::#topology))
+        } else if self.kind == AttrKind::Table {
+            quote_spanned!(name.span()=> #krate::__private::multicolumn_output::<#krate::__private::topology::#topology, _, _, #column_count>(
+                #name(#(#call_args),*), context, #krate::__private::Topology::#topology, #columns))
+        } else if self.topology == "Host" {
             quote_spanned!(name.span()=> #krate::__private::host_output::<#output_kind, _>(#name(#(#call_args),*), context))
         } else {
             quote_spanned!(name.span()=> #krate::__private::nodes_output::<#output_kind, _, #krate::__private::topology::#topology>(
@@ -289,6 +324,7 @@ impl CollectorAttr {
             AttrKind::Metadata => quote!(#krate::__private::Kind::Metadata {
                 data_type: #krate::__private::DataType::#presentation,
             }),
+            AttrKind::Table => quote!(#krate::__private::Kind::Table { columns: #columns }),
         };
         let (id, label) = (&self.id, &self.label);
         let priority = option(self.priority);
@@ -334,6 +370,72 @@ impl CollectorAttr {
             };
         })
     }
+}
+
+/// `columns = [("id", "Label"), ("id", "Label", "number"), ...]`: each id a key without
+/// `___` (Scope splits table keys on it), unique; the data type as for metadata.
+fn parse_columns(value: &syn::Expr) -> syn::Result<Vec<(LitStr, LitStr, &'static str)>> {
+    let usage = "`columns` takes a list of (id, label) or (id, label, data_type) string tuples, like columns = [(\"port\", \"Port\", \"number\"), (\"protocol\", \"Protocol\")]";
+    let syn::Expr::Array(array) = value else {
+        return Err(syn::Error::new_spanned(value, usage));
+    };
+    if array.elems.is_empty() {
+        return Err(syn::Error::new_spanned(
+            value,
+            "a multicolumn table needs at least one column (Scope's UI reads the first); leave `columns` out for a property list",
+        ));
+    }
+    let mut columns: Vec<(LitStr, LitStr, &'static str)> = Vec::new();
+    for element in &array.elems {
+        let syn::Expr::Tuple(tuple) = element else {
+            return Err(syn::Error::new_spanned(element, usage));
+        };
+        let texts: Vec<LitStr> = tuple
+            .elems
+            .iter()
+            .map(|e| match e {
+                syn::Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Str(text),
+                    ..
+                }) => Ok(text.clone()),
+                other => Err(syn::Error::new_spanned(other, usage)),
+            })
+            .collect::<syn::Result<_>>()?;
+        let (id, label, data_type) = match texts.as_slice() {
+            [id, label] => (id.clone(), label.clone(), DataType::default()),
+            [id, label, data_type] => (
+                id.clone(),
+                label.clone(),
+                lookup(
+                    data_type,
+                    "data_type",
+                    DataType::from_name,
+                    DataType::names(),
+                )?,
+            ),
+            _ => return Err(syn::Error::new_spanned(tuple, usage)),
+        };
+        let text = id.value();
+        if !scope_plugin_rules::is_key(&text) || text.contains("___") {
+            return Err(syn::Error::new(
+                id.span(),
+                format!(
+                    "invalid column id {text:?}: {} (cells are sent as <row>___<column>)",
+                    scope_plugin_rules::KEY_RULE
+                ),
+            ));
+        }
+        if columns.iter().any(|(other, _, _)| other.value() == text) {
+            return Err(syn::Error::new(
+                id.span(),
+                format!("column {text:?} is given twice"),
+            ));
+        }
+        scope_plugin_rules::check_label(&label.value())
+            .map_err(|problem| syn::Error::new(label.span(), problem))?;
+        columns.push((id, label, data_type.variant_name()));
+    }
+    Ok(columns)
 }
 
 fn first_doc_line(function: &ItemFn) -> String {

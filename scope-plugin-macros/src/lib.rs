@@ -96,6 +96,40 @@ pub fn scope_metadata(args: TokenStream, item: TokenStream) -> TokenStream {
     collector::attribute(AttrKind::Metadata, args.into(), item.into()).into()
 }
 
+/// Registers a function as a table in Scope's node details: rows of text per node, as a
+/// property list (a label and a value per row) or, with `columns`, a multicolumn table.
+///
+/// ```no_run
+/// use scope_plugin::prelude::*;
+///
+/// /// Listening TCP ports per process, with the address each listens on.
+/// #[scope_table(topology = "process", id = "ports", label = "Listening ports",
+///               columns = [("address", "Address", "ip"), ("backlog", "Backlog", "number")])]
+/// fn ports() -> Vec<((Pid, u16), [String; 2])> {
+///     vec![((Pid(1), 80), ["0.0.0.0".into(), "511".into()])]
+/// }
+///
+/// scope_plugin::main!(id = "my-plugin", label = "My plugin");
+/// ```
+///
+/// | key | required | meaning |
+/// |---|---|---|
+/// | `topology`, `id`, `label` | yes | as for [`scope_metric`]; the label is the table's title |
+/// | `columns` | no | `[(id, label), (id, label, data_type), ...]`: a multicolumn table with these columns (data types as for [`scope_metadata`]); without it, a property list |
+/// | `interval`, `timeout`, `default`, `namespaced`, `crate` | no | as for [`scope_metric`] |
+///
+/// The function returns rows keyed by `(node key, row id)`, the host's node being
+/// `ThisHost`: `Vec<((Pid, u16), String)>` for a property list (the row id is its label), or
+/// an array with one cell per column for a multicolumn table (`[String; 2]` above: a row
+/// with another number of cells does not compile). Cells are text, numbers or `bool`; a
+/// `BTreeMap` or `HashMap` works as the `Vec`, and `Option`/`Result` as for metrics. Row ids
+/// are sent inside keys: one that Scope's table parser would split wrongly (`___`) or that a
+/// key cannot hold fails the round with that reason and is never sent.
+#[proc_macro_attribute]
+pub fn scope_table(args: TokenStream, item: TokenStream) -> TokenStream {
+    collector::attribute(AttrKind::Table, args.into(), item.into()).into()
+}
+
 /// Writes `fn main` for a plugin, which serves every registered collector.
 ///
 /// ```no_run

@@ -73,7 +73,28 @@ pub enum Kind {
         /// How the value is shown and sorted.
         data_type: DataType,
     },
+    /// A table in the node's details: rows of text, one per row id the collector returns.
+    Table {
+        /// The columns of a multicolumn table; none for a property list (a label and a
+        /// value per row).
+        columns: &'static [TableColumn],
+    },
 }
+
+/// A column of a multicolumn table (`#[scope_table(columns = [...])]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableColumn {
+    /// The column's id: on the wire, cells are `<table key>_<row>___<id>`.
+    pub id: &'static str,
+    /// The column header.
+    pub label: &'static str,
+    /// How the cells are shown and sorted.
+    pub data_type: DataType,
+}
+
+/// Separates a multicolumn table's row id from its column id in `latest` keys: Scope
+/// splits on it, so no row or column id may contain it (rule 28).
+pub(crate) const ROW_COLUMN_SEPARATOR: &str = "___";
 
 /// Source location of a collector, for messages and `--list`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +128,7 @@ impl Collector {
         match self.kind {
             Kind::Metric { .. } => "metric",
             Kind::Metadata { .. } => "metadata",
+            Kind::Table { .. } => "table",
         }
     }
 
@@ -122,6 +144,8 @@ impl Collector {
                 data_type: DataType::Text,
             } => "text",
             Kind::Metadata { data_type } => data_type.as_str(),
+            Kind::Table { columns: [] } => "property-list",
+            Kind::Table { .. } => "multicolumn-table",
         }
     }
 }
@@ -482,6 +506,7 @@ impl Registry {
                 });
             }
         }
+        check_table_prefixes(plugin_id, &collectors)?;
         Ok(Self { collectors })
     }
 
@@ -528,6 +553,48 @@ fn check_collector(plugin_id: &str, collector: &Collector) -> Result<(), Registr
     {
         scope_plugin_rules::check_interval(duration)
             .map_err(|e| invalid(format!("interval and timeout {e}")))?;
+    }
+    Ok(())
+}
+
+/// A table's rows are the `latest` keys that start with `<table key>_`: another text row or
+/// table whose key starts so would be read as the table's (and in a multicolumn table, a
+/// key without `___` crashes Scope's renderer, rule 28).
+fn check_table_prefixes(
+    plugin_id: &str,
+    collectors: &[&'static Collector],
+) -> Result<(), RegistryError> {
+    for table in collectors
+        .iter()
+        .filter(|c| matches!(c.kind, Kind::Table { .. }))
+    {
+        let prefix = format!("{}_", table.wire_id(plugin_id));
+        let failing = format!("{plugin_id}_failing_");
+        let clash = collectors
+            .iter()
+            .filter(|other| other.topology == table.topology && !std::ptr::eq(**other, *table))
+            .filter(|other| !matches!(other.kind, Kind::Metric { .. }))
+            .find(|other| other.wire_id(plugin_id).starts_with(&prefix));
+        if let Some(other) = clash {
+            return Err(RegistryError::Invalid {
+                id: table.id.to_owned(),
+                location: table.location,
+                problem: format!(
+                    "the table's rows are the keys starting with {prefix:?}, and {:?} at {} starts so: rename one",
+                    other.wire_id(plugin_id),
+                    other.location
+                ),
+            });
+        }
+        if prefix.starts_with(&failing) || failing.starts_with(&prefix) {
+            return Err(RegistryError::Invalid {
+                id: table.id.to_owned(),
+                location: table.location,
+                problem: format!(
+                    "{prefix:?} would also hold the rows naming failing collectors: rename the table"
+                ),
+            });
+        }
     }
     Ok(())
 }
@@ -770,6 +837,106 @@ impl<K, T: NodesOutput<K>, E: Into<anyhow::Error>> NodesOutput<K> for Result<T, 
     }
 }
 
+/// What a `#[scope_table]` function may return: rows keyed by `(node key, row id)` (the
+/// host's node is `ThisHost`), each a text (a property list) or `[text; N]` for the N
+/// columns of a multicolumn table; in a `Vec`, `BTreeMap` or `HashMap`, an `Option` of one,
+/// or a `Result` of either.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be returned by a table",
+    label = "return rows such as Vec<((Pid, u16), String)>, or Vec<((Pid, u16), [String; 2])> for two columns",
+    note = "the key is (node key, row id); a multicolumn table's row is an array with one cell per column"
+)]
+pub trait TableOutput<Row> {
+    /// The node key type.
+    type Node: NodeKey;
+    /// The rows, `None` for no sample this round.
+    fn into_rows(self) -> anyhow::Result<Option<Rows<Self::Node, Row>>>;
+}
+
+/// A table's rows: ((node key, row id), cells).
+pub type Rows<K, Row> = Vec<((K, String), Row)>;
+
+macro_rules! table_collections {
+    ($($collection:ident $(, $extra:ident)?;)*) => {$(
+        impl<K: NodeKey, R: fmt::Display, Row $(, $extra)?> TableOutput<Row> for $collection<(K, R), Row $(, $extra)?> {
+            type Node = K;
+            fn into_rows(self) -> anyhow::Result<Option<Rows<K, Row>>> {
+                Ok(Some(
+                    self.into_iter()
+                        .map(|((node, row), cells)| ((node, row.to_string()), cells))
+                        .collect(),
+                ))
+            }
+        }
+    )*};
+}
+
+/// `Vec` has one type parameter where the maps have two: spelled out.
+type VecOf<K, Row> = Vec<(K, Row)>;
+table_collections! {
+    VecOf;
+    BTreeMap;
+    HashMap, S;
+}
+
+impl<Row, T: TableOutput<Row>> TableOutput<Row> for Option<T> {
+    type Node = T::Node;
+    fn into_rows(self) -> anyhow::Result<Option<Rows<T::Node, Row>>> {
+        match self {
+            Some(rows) => rows.into_rows(),
+            None => Ok(None),
+        }
+    }
+}
+
+impl<Row, T: TableOutput<Row>, E: Into<anyhow::Error>> TableOutput<Row> for Result<T, E> {
+    type Node = T::Node;
+    fn into_rows(self) -> anyhow::Result<Option<Rows<T::Node, Row>>> {
+        self.map_err(Into::into)?.into_rows()
+    }
+}
+
+/// A table's cells as [`Points`]: a property list's row `r` is the series `r`, a
+/// multicolumn table's cell (`r`, column `c`) the series `r___c`. A row id that Scope's
+/// table parser would split wrongly, or that a key cannot hold, fails the round with the
+/// reason: it is never sent.
+pub(crate) fn table_points<K: NodeKey>(
+    rows: Vec<((K, String), Vec<String>)>,
+    context: &Context,
+    columns: &[TableColumn],
+) -> anyhow::Result<Collected> {
+    let mut points = Points::with_capacity(rows.len() * columns.len().max(1));
+    let mut series = String::new();
+    for ((node, row), cells) in rows {
+        anyhow::ensure!(
+            !row.contains(ROW_COLUMN_SEPARATOR) && validate_key(&row).is_ok(),
+            "row id {row:?} cannot be sent: use ASCII letters, digits, '_', '-' or '.', with no \"___\" (Scope splits table keys on it)"
+        );
+        if columns.is_empty() {
+            let [cell] = <[String; 1]>::try_from(cells)
+                .map_err(|_| anyhow::anyhow!("a property list has one cell per row"))?;
+            points.push_with(
+                |text| node.write_node_id(context.host_id(), text),
+                Some(&row),
+                ValueRef::Text(&cell),
+            );
+            continue;
+        }
+        for (column, cell) in columns.iter().zip(&cells) {
+            series.clear();
+            series.push_str(&row);
+            series.push_str(ROW_COLUMN_SEPARATOR);
+            series.push_str(column.id);
+            points.push_with(
+                |text| node.write_node_id(context.host_id(), text),
+                Some(&series),
+                ValueRef::Text(cell),
+            );
+        }
+    }
+    Ok(Collected::Values(points))
+}
+
 /// Registers a hand-written [`Collector`] (what the attribute macros expand to).
 #[macro_export]
 macro_rules! register_collector {
@@ -781,6 +948,133 @@ macro_rules! register_collector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::Pid;
+
+    const COLUMNS: &[TableColumn] = &[
+        TableColumn {
+            id: "rate",
+            label: "Rate",
+            data_type: DataType::Number,
+        },
+        TableColumn {
+            id: "total",
+            label: "Total",
+            data_type: DataType::Number,
+        },
+    ];
+
+    fn cells(points: &Points) -> Vec<(String, Option<String>, String)> {
+        points
+            .iter()
+            .map(|p| {
+                let ValueRef::Text(text) = p.value else {
+                    panic!("text")
+                };
+                (
+                    p.node_id.to_owned(),
+                    p.series.map(str::to_owned),
+                    text.to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn table_rows_become_row_column_series_and_bad_row_ids_are_never_sent() {
+        let context = Context::new("h", "/proc");
+        let Collected::Values(points) = table_points(
+            vec![((Pid(7), "200".into()), vec!["1.5".into(), "10".into()])],
+            &context,
+            COLUMNS,
+        )
+        .expect("rows") else {
+            panic!("values")
+        };
+        let series = |s: &str| Some(s.to_owned());
+        assert_eq!(
+            cells(&points),
+            vec![
+                ("h;7".into(), series("200___rate"), "1.5".into()),
+                ("h;7".into(), series("200___total"), "10".into()),
+            ]
+        );
+        for bad in ["a___b", "a;b", "a/b", "", "a b"] {
+            let error = table_points(
+                vec![((Pid(7), bad.into()), vec!["1".into(), "2".into()])],
+                &context,
+                COLUMNS,
+            )
+            .expect_err(bad);
+            assert!(
+                error.to_string().contains("cannot be sent"),
+                "{bad}: {error}"
+            );
+        }
+        // A property list: the row id is the series.
+        let Collected::Values(points) = table_points(
+            vec![((Pid(7), "IPv4".into()), vec!["3".into()])],
+            &context,
+            &[],
+        )
+        .expect("rows") else {
+            panic!("values")
+        };
+        assert_eq!(
+            cells(&points),
+            vec![("h;7".into(), series("IPv4"), "3".into())]
+        );
+    }
+
+    #[test]
+    fn a_table_owns_every_key_under_its_prefix() {
+        fn collect(_: &mut (dyn Any + Send), _: &Context) -> anyhow::Result<Collected> {
+            Ok(Collected::NoSample)
+        }
+        const fn collector(id: &'static str, kind: Kind) -> Collector {
+            Collector {
+                topology: Topology::Process,
+                id,
+                label: "L",
+                kind,
+                priority: None,
+                interval: None,
+                timeout: None,
+                enabled_by_default: true,
+                namespaced: true,
+                rollup: Rollup::None,
+                description: "",
+                location: Location {
+                    module_path: "m",
+                    file: "f.rs",
+                    line: 1,
+                },
+                new_state: crate::__private::new_state::<()>,
+                collect,
+            }
+        }
+        static TABLE: Collector = collector("ports", Kind::Table { columns: COLUMNS });
+        static UNDER_IT: Collector = collector(
+            "ports_extra",
+            Kind::Metadata {
+                data_type: DataType::Text,
+            },
+        );
+        static A_METRIC: Collector = collector(
+            "ports_open",
+            Kind::Metric {
+                format: MetricFormat::Number,
+                min: None,
+                max: None,
+            },
+        );
+        static FAILING: Collector = collector("failing", Kind::Table { columns: &[] });
+        let error = Registry::from_collectors("p", vec![&TABLE, &UNDER_IT])
+            .expect_err("a text row under the table's prefix");
+        assert!(error.to_string().contains("\"p_ports_extra\""), "{error}");
+        // Metrics are not `latest` keys: no clash.
+        Registry::from_collectors("p", vec![&TABLE, &A_METRIC]).expect("a metric may");
+        Registry::from_collectors("p", vec![&FAILING]).expect_err("the failing rows' prefix");
+    }
 
     #[test]
     fn numbers_and_bools_are_metadata_text() {

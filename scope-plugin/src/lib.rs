@@ -55,8 +55,8 @@ mod timestamp;
 pub use cgroup::{Membership, membership, membership_of_path};
 pub use collector::{
     CollectFn, Collected, Collector, Context, HostOutput, Kind, Location, MetadataValue,
-    MetricValue, NodesOutput, Point, PointRef, Points, Registry, RegistryError, SeriesKey, Value,
-    ValueRef,
+    MetricValue, NodesOutput, Point, PointRef, Points, Registry, RegistryError, Rows, SeriesKey,
+    TableColumn, TableOutput, Value, ValueRef,
 };
 pub use ids::{
     ContainerId, ContainerImageId, CronJobUid, DaemonSetUid, DeploymentUid, EcsService, EcsTaskArn,
@@ -69,7 +69,7 @@ pub use scope_plugin_rules::{DataType, MIN_INTERVAL, MetricFormat, Rollup, Topol
 pub use timestamp::{Timestamp, TimestampRangeError};
 
 #[doc(inline)]
-pub use scope_plugin_macros::{main, scope_metadata, scope_metric};
+pub use scope_plugin_macros::{main, scope_metadata, scope_metric, scope_table};
 
 /// What a plugin file needs: `use scope_plugin::prelude::*;` brings the attributes,
 /// [`Context`] and every node key.
@@ -80,7 +80,7 @@ pub mod prelude {
         PersistentVolumeUid, Pid, PodUid, ReplicaSetUid, ServiceUid, StatefulSetUid,
         StorageClassUid, SwarmServiceId, ThisHost, VolumeSnapshotDataUid, VolumeSnapshotUid,
     };
-    pub use crate::{Context, scope_metadata, scope_metric};
+    pub use crate::{Context, scope_metadata, scope_metric, scope_table};
 }
 
 /// Not public API. Used by generated code, and by this project's own benchmarks.
@@ -88,7 +88,7 @@ pub mod prelude {
 pub mod __private {
     pub use crate::collector::{
         CollectFn, Collected, Collector, Context, HostOutput, Kind, Location, MetadataKind,
-        MetricKind, NodesOutput,
+        MetricKind, NodesOutput, TableColumn, TableOutput,
     };
     pub use crate::ids::{KeyOf, topology};
     pub use crate::plugin::Plugin;
@@ -121,6 +121,64 @@ pub mod __private {
         context: &Context,
     ) -> anyhow::Result<Collected> {
         output.into_collected(context)
+    }
+
+    /// Converts a property list's rows (one text cell each); `M` as for [`nodes_output`].
+    pub fn property_list_output<M, T, V>(
+        output: T,
+        context: &Context,
+        topology: Topology,
+    ) -> anyhow::Result<Collected>
+    where
+        T: TableOutput<V>,
+        T::Node: KeyOf<M>,
+        V: crate::collector::MetadataValue,
+    {
+        table_output(output, context, topology, &[], |cell: V| {
+            vec![cell.into_text()]
+        })
+    }
+
+    /// Converts a multicolumn table's rows: `N`, the number of `columns`, is the length
+    /// the rows' arrays must have, so a row with a cell too many or too few does not compile.
+    pub fn multicolumn_output<M, T, V, const N: usize>(
+        output: T,
+        context: &Context,
+        topology: Topology,
+        columns: &'static [TableColumn],
+    ) -> anyhow::Result<Collected>
+    where
+        T: TableOutput<[V; N]>,
+        T::Node: KeyOf<M>,
+        V: crate::collector::MetadataValue,
+    {
+        table_output(output, context, topology, columns, |cells: [V; N]| {
+            cells.into_iter().map(|cell| cell.into_text()).collect()
+        })
+    }
+
+    fn table_output<T: TableOutput<Row>, Row>(
+        output: T,
+        context: &Context,
+        topology: Topology,
+        columns: &'static [TableColumn],
+        cells: impl Fn(Row) -> Vec<String>,
+    ) -> anyhow::Result<Collected> {
+        let declared = <T::Node as crate::ids::NodeKey>::TOPOLOGY;
+        anyhow::ensure!(
+            declared == topology,
+            "the table is declared for the {} topology but returns keys of the {} topology",
+            topology.name(),
+            declared.name()
+        );
+        let Some(rows) = output.into_rows()? else {
+            return Ok(Collected::NoSample);
+        };
+        let rows = rows
+            .into_iter()
+            .map(|(key, row)| (key, cells(row)))
+            .collect();
+        crate::collector::table_points(rows, context, columns)
     }
 
     /// Converts a per-node collector's return value; `M`, the marker of the declared

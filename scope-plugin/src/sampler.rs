@@ -19,7 +19,9 @@ use tokio::task::JoinHandle;
 use crate::cgroup::{ContainerMap, RolledUp};
 use crate::collector::{Collected, Collector, Context, Kind, Points, Registry, ValueRef};
 use crate::ids::{NodeKey, ThisHost};
-use crate::report::{DataType, Finite, MetricTemplate, PluginSpec, Report, Topology};
+use crate::report::{
+    Column, DataType, Finite, MetricTemplate, PluginSpec, Report, TableTemplate, Topology,
+};
 pub(crate) use crate::runner::Outcome;
 use crate::runner::{Runner, lower_thread_priority};
 use crate::snapshot::{self, SCOPE_MAX_REPORT_BYTES, Source};
@@ -483,8 +485,15 @@ impl Sampler {
                 date: values.0,
                 points: &values.1,
             };
-            for series in snapshot::series_sent(&source) {
-                add_template(&mut report, slot, slot.collector.topology, series);
+            let sent = snapshot::series_sent(&source);
+            if matches!(slot.collector.kind, Kind::Table { .. }) {
+                if !sent.is_empty() {
+                    add_template(&mut report, slot, slot.collector.topology, None);
+                }
+            } else {
+                for series in sent {
+                    add_template(&mut report, slot, slot.collector.topology, series);
+                }
             }
             sources.push(source);
             let Some(rolled_up) = &slot.rolled_up else {
@@ -596,6 +605,23 @@ fn add_template(report: &mut Report, slot: &SlotView, topology: Topology, series
                 template.format = format;
                 template.priority = priority;
                 topology.insert_metric_template(template);
+            }
+        }
+        Kind::Table { columns } => {
+            // One template for all the table's rows: its keys start with the prefix.
+            let prefix = format!("{}_", slot.wire_id);
+            let (id, label) = (slot.wire_id.clone(), collector.label);
+            let template = if columns.is_empty() {
+                TableTemplate::property_list(id, label, prefix)
+            } else {
+                columns
+                    .iter()
+                    .map(|c| Column::new(c.id, c.label, c.data_type))
+                    .collect::<Result<Vec<_>, _>>()
+                    .and_then(|columns| TableTemplate::multicolumn(id, label, prefix, columns))
+            };
+            if let Ok(template) = template {
+                topology.insert_table_template(template);
             }
         }
         Kind::Metadata { data_type } => {

@@ -18,7 +18,7 @@ use bytes::Bytes;
 
 use serde_json::ser::{CompactFormatter, Formatter};
 
-use crate::collector::{Kind, PointRef, Points, ValueRef};
+use crate::collector::{Kind, PointRef, Points, ROW_COLUMN_SEPARATOR, ValueRef};
 use crate::ids::validate_key;
 use crate::report::{Metric, Report, Topology};
 use crate::timestamp::Timestamp;
@@ -69,7 +69,9 @@ fn sendable(kind: Kind, point: PointRef<'_>) -> Option<Sendable<'_>> {
                 max: ceiling,
             })
         }
-        (ValueRef::Text(text), Kind::Metadata { .. }) => Some(Sendable::Text(text)),
+        (ValueRef::Text(text), Kind::Metadata { .. } | Kind::Table { .. }) => {
+            Some(Sendable::Text(text))
+        }
         // The typed outputs make a mismatch impossible for macro-built collectors.
         _ => None,
     }
@@ -80,13 +82,16 @@ fn sendable(kind: Kind, point: PointRef<'_>) -> Option<Sendable<'_>> {
 #[derive(Debug)]
 struct SeriesKeys<'a> {
     key: &'a str,
+    /// A multicolumn table's series are `<row>___<column>`: each part is checked.
+    multicolumn: bool,
     checked: HashMap<&'a str, bool>,
 }
 
 impl<'a> SeriesKeys<'a> {
-    fn new(key: &'a str) -> Self {
+    fn new(key: &'a str, kind: Kind) -> Self {
         Self {
             key,
+            multicolumn: matches!(kind, Kind::Table { columns } if !columns.is_empty()),
             checked: HashMap::new(),
         }
     }
@@ -95,11 +100,15 @@ impl<'a> SeriesKeys<'a> {
         let Some(series) = series else {
             return true;
         };
-        let key = self.key;
-        *self
-            .checked
-            .entry(series)
-            .or_insert_with(|| validate_key(&series_key(key, series)).is_ok())
+        let (key, multicolumn) = (self.key, self.multicolumn);
+        *self.checked.entry(series).or_insert_with(|| {
+            match series.split_once(ROW_COLUMN_SEPARATOR) {
+                Some((row, column)) if multicolumn => {
+                    validate_key(&series_key(key, row)).is_ok() && validate_key(column).is_ok()
+                }
+                _ => !multicolumn && validate_key(&series_key(key, series)).is_ok(),
+            }
+        })
     }
 }
 
@@ -111,7 +120,7 @@ fn series_key(key: &str, series: &str) -> String {
 fn sendable_points<'a>(
     source: &'a Source<'a>,
 ) -> impl Iterator<Item = (usize, PointRef<'a>, Sendable<'a>)> + 'a {
-    let mut series_keys = SeriesKeys::new(source.key);
+    let mut series_keys = SeriesKeys::new(source.key, source.kind);
     source
         .points
         .iter()
@@ -302,7 +311,7 @@ pub(crate) fn write(
             .count();
         let (floor, ceiling) = match source.kind {
             Kind::Metric { min, max, .. } => (min.unwrap_or(0.0), max),
-            Kind::Metadata { .. } => (0.0, None),
+            Kind::Metadata { .. } | Kind::Table { .. } => (0.0, None),
         };
         SourceBytes {
             key: json_bytes(source.key),

@@ -28,8 +28,8 @@ pub fn bpf_allowed() -> bool {
     false
 }
 
-/// Waits until both HTTP collectors of the plugin at `socket` have sampled once with
-/// success: counting starts once the program is attached.
+/// Waits until every HTTP collector of the plugin at `socket` (the two rates and the table)
+/// has sampled once with success: counting starts once the program is attached.
 pub fn wait_for_http_collectors(socket: &Path) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -47,7 +47,7 @@ pub fn wait_for_http_collectors(socket: &Path) {
             .collect();
         let failing: Vec<_> = http.iter().filter_map(|s| s["error"].as_str()).collect();
         assert!(failing.is_empty(), "HTTP collectors failing: {failing:?}");
-        if http.len() == 2 && http.iter().all(|s| s["successes"].as_u64() >= Some(1)) {
+        if http.len() == 3 && http.iter().all(|s| s["successes"].as_u64() >= Some(1)) {
             return;
         }
         assert!(

@@ -230,3 +230,114 @@ fn the_process_example_rolls_up_onto_containers_and_pods() {
         );
     }
 }
+
+/// The tables example over a procfs tree: each process's listening ports as a multicolumn
+/// table (a row per port, a cell per column, keys `<prefix><port>___<column>`), the host's
+/// listening sockets as a property list; sockets that do not listen, and processes without
+/// them, have no rows. Then over the real procfs: a port this test listens on is in its row.
+#[test]
+fn the_tables_example_sends_rows_scope_can_render() {
+    const TCP_HEADER: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
+    let procfs = tempfile::tempdir().expect("tempdir");
+    let net = procfs.path().join("net");
+    std::fs::create_dir(&net).expect("net");
+    // 127.0.0.1:8080 and 0.0.0.0:8080 listening (inodes 101, 102), 0.0.0.0:22 listening
+    // (103), and an established connection (104).
+    let line = |sl: u32, local: &str, remote: &str, state: &str, inode: u32| {
+        format!(
+            "   {sl}: {local} {remote} {state} 00000000:00000000 00:00000000 00000000     0        0 {inode} 1 0000000000000000 100 0 0 10 0\n"
+        )
+    };
+    let tcp = [
+        TCP_HEADER.to_owned(),
+        line(0, "0100007F:1F90", "00000000:0000", "0A", 101),
+        line(1, "00000000:1F90", "00000000:0000", "0A", 102),
+        line(2, "00000000:0016", "00000000:0000", "0A", 103),
+        line(3, "0100007F:1F90", "0100007F:D431", "01", 104),
+    ]
+    .concat();
+    std::fs::write(net.join("tcp"), tcp).expect("tcp");
+    // (pid, socket inodes among its fds)
+    for (pid, inodes) in [(10, vec![101, 102, 104]), (20, vec![103]), (30, vec![])] {
+        let fd = procfs.path().join(format!("{pid}/fd"));
+        std::fs::create_dir_all(&fd).expect("fd");
+        std::os::unix::fs::symlink("/dev/null", fd.join("0")).expect("fd 0");
+        for (n, inode) in inodes.into_iter().enumerate() {
+            std::os::unix::fs::symlink(format!("socket:[{inode}]"), fd.join((n + 3).to_string()))
+                .expect("socket fd");
+        }
+    }
+    let name = "example-listening-ports";
+    let binary = built_binary(name, name);
+    let procfs_arg = format!("--path.procfs={}", procfs.path().display());
+    let once = std::process::Command::new(&binary)
+        .args([procfs_arg.as_str(), "--host-id=h", "--once"])
+        .output()
+        .expect("runs");
+    assert!(
+        once.status.success(),
+        "{}",
+        String::from_utf8_lossy(&once.stderr)
+    );
+    let verdict = judge(&once.stdout, name);
+    assert!(verdict.passes(), "{:#?}", verdict.findings);
+    let report: serde_json::Value = serde_json::from_slice(&once.stdout).expect("json");
+    let latest = |topology: &str, node: &str| -> std::collections::BTreeMap<String, String> {
+        report[topology]["nodes"][node]["latest"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v["value"].as_str().expect("text").to_owned()))
+            .collect()
+    };
+    let rows = |pairs: &[(&str, &str)]| -> std::collections::BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    };
+    assert_eq!(
+        latest("Process", "h;10"),
+        rows(&[
+            (
+                "example-listening-ports_ports_8080___addresses",
+                "0.0.0.0, 127.0.0.1"
+            ),
+            ("example-listening-ports_ports_8080___sockets", "2"),
+        ])
+    );
+    assert_eq!(
+        latest("Process", "h;20"),
+        rows(&[
+            ("example-listening-ports_ports_22___addresses", "0.0.0.0"),
+            ("example-listening-ports_ports_22___sockets", "1"),
+        ])
+    );
+    assert!(report["Process"]["nodes"]["h;30"].is_null());
+    assert_eq!(
+        latest("Host", "h;<host>"),
+        rows(&[("example-listening-ports_listening_IPv4", "3")])
+    );
+    let table = &report["Process"]["table_templates"]["example-listening-ports_ports"];
+    assert_eq!(table["type"], "multicolumn-table");
+    assert_eq!(table["prefix"], "example-listening-ports_ports_");
+    assert_eq!(table["columns"][0]["id"], "addresses");
+    assert_eq!(table["columns"][1]["dataType"], "number");
+    let host_table = &report["Host"]["table_templates"]["example-listening-ports_listening"];
+    assert_eq!(host_table["type"], "property-list");
+
+    // The real procfs: this test's own listening socket.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    let port = listener.local_addr().expect("address").port();
+    let once = std::process::Command::new(&binary)
+        .args(["--host-id=h", "--once"])
+        .output()
+        .expect("runs");
+    let report: serde_json::Value = serde_json::from_slice(&once.stdout).expect("json");
+    let node = format!("h;{}", std::process::id());
+    let key = format!("example-listening-ports_ports_{port}___addresses");
+    assert_eq!(
+        report["Process"]["nodes"][&node]["latest"][&key]["value"], "127.0.0.1",
+        "{node} {key}"
+    );
+}

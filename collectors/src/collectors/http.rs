@@ -28,6 +28,9 @@ struct Interval {
 /// Responses per second, keyed by process and status code.
 type ResponseRates = Vec<((Pid, u16), f64)>;
 
+/// A row per process and status code: [per second, total].
+type CodeRows = Vec<((Pid, u16), [String; 2])>;
+
 fn count_unix(ctx: &Context) -> bool {
     ctx.option("http.unix")
         .is_some_and(|v| matches!(v, "1" | "true" | "yes"))
@@ -129,4 +132,32 @@ fn http_responses(previous: &mut Previous, ctx: &Context) -> anyhow::Result<Opti
         }
     }
     Ok(Some(rates))
+}
+
+/// HTTP responses by status code: per second over the last interval, and in all since the
+/// process was first seen (its exited children's included).
+#[scope_table(
+    topology = "process",
+    id = "http_codes",
+    label = "HTTP responses by status",
+    columns = [("per_second", "Per second", "number"), ("total", "Total", "number")],
+    timeout = "10s"
+)]
+fn http_codes(previous: &mut Previous, ctx: &Context) -> anyhow::Result<Option<CodeRows>> {
+    let Some(Interval {
+        seconds,
+        processes: pairs,
+    }) = previous.advance(ctx)?
+    else {
+        return Ok(None);
+    };
+    let mut rows = Vec::new();
+    for (pid, now, before) in pairs {
+        for (code, total) in now.responses {
+            let earlier = before.responses.get(&code).copied().unwrap_or(0);
+            let rate = total.saturating_sub(earlier) as f64 / seconds;
+            rows.push(((Pid(pid), code), [format!("{rate:.2}"), total.to_string()]));
+        }
+    }
+    Ok(Some(rows))
 }
