@@ -6,6 +6,7 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 use anyhow::Context as _;
 use aya::maps::{HashMap as BpfHashMap, PerCpuArray, PerCpuHashMap};
 use aya::programs::RawTracePoint;
+use aya::programs::raw_trace_point::RawTracePointLinkId;
 
 use crate::shared_reading::SharedReading;
 
@@ -79,7 +80,17 @@ pub(crate) struct ProcessCounts {
 pub(crate) struct HttpProbe {
     ebpf: aya::Ebpf,
     lineage: Lineage,
+    /// The socket programs' links while attached; none while paused.
+    socket_links: Vec<(&'static str, RawTracePointLinkId)>,
 }
+
+/// The programs that run on every socket read and write (the cost of counting), with their
+/// tracepoints: detached while tracing is paused. The other two run on TCP state changes and
+/// process exits, rarely, and stay, so that the state they keep stays right.
+const SOCKET_PROGRAMS: [(&str, &str); 2] = [
+    ("http_sock_recv", "sock_recv_length"),
+    ("http_sock_send", "sock_send_length"),
+];
 
 /// Exited processes' counts, given to their parents: what the kernel does with CPU time
 /// (`cutime`), so that a server forking a child per connection shows every request, and
@@ -162,6 +173,7 @@ impl HttpProbe {
             !OBJECT.is_empty(),
             "this binary was built without the BPF program (clang or libbpf-dev was missing at build time; run `make run`)"
         );
+        let mut socket_links = Vec::new();
         let mut ebpf = aya::EbpfLoader::new()
             .override_global("count_unix", &u8::from(count_unix), true)
             .load(OBJECT)
@@ -182,16 +194,58 @@ impl HttpProbe {
             raw.load().map_err(|e| {
                 permission_hint(anyhow::Error::new(e).context(format!("cannot load {program}")))
             })?;
-            raw.attach(tracepoint).map_err(|e| {
+            let link = raw.attach(tracepoint).map_err(|e| {
                 permission_hint(anyhow::Error::new(e).context(format!(
                     "cannot attach to the raw tracepoint {tracepoint} (Linux {since} and later have it)"
                 )))
             })?;
+            if SOCKET_PROGRAMS.iter().any(|(name, _)| *name == program) {
+                socket_links.push((program, link));
+            }
         }
         Ok(Self {
             ebpf,
             lineage: Lineage::default(),
+            socket_links,
         })
+    }
+
+    /// Whether the socket programs are detached.
+    pub(crate) fn paused(&self) -> bool {
+        self.socket_links.is_empty()
+    }
+
+    /// Detaches the socket programs: socket reads and writes then run no BPF at all.
+    pub(crate) fn pause(&mut self) -> anyhow::Result<()> {
+        for (program, link) in std::mem::take(&mut self.socket_links) {
+            let raw: &mut RawTracePoint = self
+                .ebpf
+                .program_mut(program)
+                .with_context(|| format!("no program {program}"))?
+                .try_into()?;
+            raw.detach(link)
+                .with_context(|| format!("cannot detach {program}"))?;
+        }
+        Ok(())
+    }
+
+    /// Attaches the socket programs again.
+    pub(crate) fn resume(&mut self) -> anyhow::Result<()> {
+        if !self.paused() {
+            return Ok(());
+        }
+        for (program, tracepoint) in SOCKET_PROGRAMS {
+            let raw: &mut RawTracePoint = self
+                .ebpf
+                .program_mut(program)
+                .with_context(|| format!("no program {program}"))?
+                .try_into()?;
+            let link = raw
+                .attach(tracepoint)
+                .with_context(|| format!("cannot attach {program} to {tracepoint}"))?;
+            self.socket_links.push((program, link));
+        }
+        Ok(())
     }
 
     /// Every process's counters, from a reading taken moments ago if there is one: the
@@ -393,13 +447,15 @@ fn missing_privileges() -> String {
     )
 }
 
+/// The process-wide probe once loaded (or why it could not be).
+static PROBE: OnceLock<Mutex<Result<HttpProbe, String>>> = OnceLock::new();
+
 /// The process-wide probe, loaded on first use; a load error is kept and returned to
 /// every caller (so it is reported, not retried every second).
 pub(crate) fn with_probe<T>(
     count_unix: bool,
     use_probe: impl FnOnce(&mut HttpProbe) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
-    static PROBE: OnceLock<Mutex<Result<HttpProbe, String>>> = OnceLock::new();
     let probe =
         PROBE.get_or_init(|| Mutex::new(HttpProbe::load(count_unix).map_err(|e| format!("{e:#}"))));
     let mut guard = probe.lock().unwrap_or_else(PoisonError::into_inner);
@@ -407,6 +463,13 @@ pub(crate) fn with_probe<T>(
         Ok(probe) => use_probe(probe),
         Err(message) => Err(anyhow::anyhow!("{message}")),
     }
+}
+
+/// The probe if the collectors loaded it, without loading it: `None` before their first
+/// sample, or if it could not load (then there is no tracing to pause).
+pub(crate) fn with_loaded_probe<T>(use_probe: impl FnOnce(&mut HttpProbe) -> T) -> Option<T> {
+    let mut guard = PROBE.get()?.lock().unwrap_or_else(PoisonError::into_inner);
+    guard.as_mut().ok().map(use_probe)
 }
 
 #[cfg(test)]

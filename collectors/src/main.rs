@@ -6,6 +6,7 @@
 
 mod collectors {
     mod http;
+    mod http_tracing;
     mod idle;
     mod io_pressure;
     mod iowait;

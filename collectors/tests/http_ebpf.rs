@@ -359,3 +359,83 @@ fn without_permission_it_says_why_once_and_the_rest_keeps_running() {
     }
     assert!(!socket.exists(), "socket removed on exit");
 }
+
+/// The tracepoints the process `pid` has BPF links on, from its descriptors' fdinfo.
+fn attached_tracepoints(pid: u32) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fdinfo"))
+        .expect("fdinfo")
+        .filter_map(|entry| std::fs::read_to_string(entry.ok()?.path()).ok())
+        .filter_map(|info| {
+            info.lines()
+                .find_map(|line| line.strip_prefix("tp_name:"))
+                .map(|name| name.trim().to_owned())
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// `POST /control` on the controls plugin, as the probe sends it, on the host node `h`.
+fn click(plugin: &Plugin, control: &str) -> serde_json::Value {
+    let socket = plugin
+        .socket
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("plugins root")
+        .join("scope-collectors-controls/scope-collectors-controls.sock");
+    let body = format!(
+        r#"{{"AppID":"a","Control":"{control}","ControlArgs":null,"NodeID":"h;\u003chost\u003e"}}"#
+    );
+    let request = format!(
+        "POST /control?api_version=1&probe_id=1f HTTP/1.1\r\nHost: plugin\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let (status, answer) = scope_plugin_tests::raw_request(&socket, &request).expect("control");
+    assert_eq!(status, 200);
+    scope_plugin_tests::json(&answer)
+}
+
+#[test]
+fn pausing_detaches_the_socket_programs_and_resuming_counts_exactly_again() {
+    if !bpf_allowed() {
+        return;
+    }
+    let plugin = Plugin::start(&[]);
+    let pid = plugin._process.0.id();
+    let all = [
+        "inet_sock_set_state",
+        "sched_process_exit",
+        "sock_recv_length",
+        "sock_send_length",
+    ];
+    assert_eq!(attached_tracepoints(pid), all);
+
+    let answer = click(&plugin, "pause_http");
+    let buttons = &answer["shortcutReport"]["Host"]["nodes"]["h;<host>"]["latest"]["active_controls"]
+        ["value"];
+    assert_eq!(buttons, "host_exec;resume_http", "{answer}");
+    // No BPF on socket I/O while paused; the rare programs keep their state right.
+    assert_eq!(attached_tracepoints(pid), all[..2]);
+    // A second pause is no longer offered.
+    let again = click(&plugin, "pause_http");
+    assert!(
+        again["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not offered")),
+        "{again}"
+    );
+
+    let answer = click(&plugin, "resume_http");
+    assert!(answer["shortcutReport"].is_object(), "{answer}");
+    assert_eq!(attached_tracepoints(pid), all);
+    let (server, port) = start_server("readwrite");
+    let mut stream = TcpStream::connect(format!("[::1]:{port}")).expect("connect");
+    exchange(&mut stream, &get("/"), 1);
+    let counted = measure(&plugin, server.0.id(), || {
+        for i in 0..6 {
+            let path = if i % 3 == 0 { "/missing" } else { "/" };
+            exchange(&mut stream, &get(path), 1);
+        }
+    });
+    assert_eq!(counted, (6, 4, 2), "(requests, 200s, 404s) after resuming");
+}

@@ -5,6 +5,7 @@
 
 mod args;
 mod collector;
+mod control;
 mod main_macro;
 
 use proc_macro::TokenStream;
@@ -128,6 +129,50 @@ pub fn scope_metadata(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn scope_table(args: TokenStream, item: TokenStream) -> TokenStream {
     collector::attribute(AttrKind::Table, args.into(), item.into()).into()
+}
+
+/// Registers a function as a button on nodes in Scope: it runs when a user clicks it.
+///
+/// ```no_run
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use scope_plugin::prelude::*;
+///
+/// static PAUSED: AtomicBool = AtomicBool::new(false);
+///
+/// fn running() -> bool {
+///     !PAUSED.load(Ordering::Relaxed)
+/// }
+///
+/// /// Pauses sampling on this host.
+/// #[scope_control(topology = "host", id = "pause", human = "Pause", icon = "fa-pause", shown = running)]
+/// fn pause(_host: ThisHost) -> anyhow::Result<()> {
+///     PAUSED.store(true, Ordering::Relaxed);
+///     Ok(())
+/// }
+///
+/// scope_plugin::main!(id = "my-plugin", label = "My plugin");
+/// ```
+///
+/// | key | required | meaning |
+/// |---|---|---|
+/// | `topology` | yes | `"host"` or `"process"` (on containers and pods a plugin's buttons would hide Scope's own) |
+/// | `id` | yes | unique in the plugin: ASCII letters, digits, `_`, `-`, `.` (no `;`, `/`, `~`, `%`, `?`, `#`) |
+/// | `human` | yes | the button's tooltip |
+/// | `icon` | yes | a Font Awesome class, such as `"fa-pause"` |
+/// | `confirmation` | no | a question Scope asks before running it |
+/// | `rank` | no | order among the node's buttons (whole number) |
+/// | `shown` | for process controls | a function returning which nodes show the button now: `bool` for a host control (default: always), `Vec<Pid>` for a process control; so a "Pause" button can give way to "Resume" |
+/// | `crate` | no | the path of `scope_plugin` if you re-export it |
+///
+/// The function takes the key of the node it was clicked on (`ThisHost` or `Pid`) and
+/// returns `()` or a `Result`: an error is shown to the user in Scope. Controls reach state
+/// that collectors use through statics (atomics, a `Mutex`). They are served as a second
+/// plugin, `<id>-controls`, whose report holds only the nodes that show a button: Scope
+/// re-stamps the button list of every node a controller plugin reports, so the metrics stay
+/// in a plugin without controls, where they hide nothing.
+#[proc_macro_attribute]
+pub fn scope_control(args: TokenStream, item: TokenStream) -> TokenStream {
+    control::attribute(args.into(), item.into()).into()
 }
 
 /// Writes `fn main` for a plugin, which serves every registered collector.

@@ -79,6 +79,28 @@ pub trait NodeKey {
     }
 }
 
+/// A key read back from Scope's node id: what a control is clicked on.
+pub trait FromNodeId: NodeKey + Sized {
+    /// The key whose node id on host `host_id` is `node_id`, if it is one.
+    fn from_node_id(node_id: &str, host_id: &str) -> Option<Self>;
+}
+
+impl FromNodeId for ThisHost {
+    fn from_node_id(node_id: &str, host_id: &str) -> Option<Self> {
+        (node_id.strip_suffix(";<host>")? == host_id).then_some(ThisHost)
+    }
+}
+
+impl FromNodeId for Pid {
+    fn from_node_id(node_id: &str, host_id: &str) -> Option<Self> {
+        let (host, pid) = node_id.split_once(';')?;
+        // Digits only: `parse` would also take a leading '+'.
+        (host == host_id && !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| pid.parse().ok().map(Pid))
+            .flatten()
+    }
+}
+
 /// This host (the Host topology's only node a plugin on it reports).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ThisHost;
@@ -238,6 +260,25 @@ impl NodeKey for Endpoint {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn clicked_node_ids_read_back_only_as_this_hosts() {
+        assert_eq!(ThisHost::from_node_id("h;<host>", "h"), Some(ThisHost));
+        assert_eq!(ThisHost::from_node_id("other;<host>", "h"), None);
+        assert_eq!(ThisHost::from_node_id("h;1", "h"), None);
+        assert_eq!(Pid::from_node_id("h;42", "h"), Some(Pid(42)));
+        for wrong in [
+            "other;42",
+            "h;<host>",
+            "h;+42",
+            "h;",
+            "h;4 2",
+            "h;99999999999",
+            "42",
+        ] {
+            assert_eq!(Pid::from_node_id(wrong, "h"), None, "{wrong}");
+        }
+    }
     use super::*;
 
     #[test]

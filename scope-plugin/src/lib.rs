@@ -41,6 +41,7 @@
 mod cgroup;
 mod cli;
 mod collector;
+mod controls;
 mod error_bodies;
 mod ids;
 mod plugin;
@@ -58,9 +59,10 @@ pub use collector::{
     MetricValue, NodesOutput, Point, PointRef, Points, Registry, RegistryError, Rows, SeriesKey,
     TableColumn, TableOutput, Value, ValueRef,
 };
+pub use controls::Control;
 pub use ids::{
     ContainerId, ContainerImageId, CronJobUid, DaemonSetUid, DeploymentUid, EcsService, EcsTaskArn,
-    Endpoint, JobUid, NamespaceUid, NodeKey, OverlayPeer, PersistentVolumeClaimUid,
+    Endpoint, FromNodeId, JobUid, NamespaceUid, NodeKey, OverlayPeer, PersistentVolumeClaimUid,
     PersistentVolumeUid, Pid, PodUid, ReplicaSetUid, ServiceUid, StatefulSetUid, StorageClassUid,
     SwarmServiceId, ThisHost, VolumeSnapshotDataUid, VolumeSnapshotUid,
 };
@@ -69,7 +71,7 @@ pub use scope_plugin_rules::{DataType, MIN_INTERVAL, MetricFormat, Rollup, Topol
 pub use timestamp::{Timestamp, TimestampRangeError};
 
 #[doc(inline)]
-pub use scope_plugin_macros::{main, scope_metadata, scope_metric, scope_table};
+pub use scope_plugin_macros::{main, scope_control, scope_metadata, scope_metric, scope_table};
 
 /// What a plugin file needs: `use scope_plugin::prelude::*;` brings the attributes,
 /// [`Context`] and every node key.
@@ -80,17 +82,88 @@ pub mod prelude {
         PersistentVolumeUid, Pid, PodUid, ReplicaSetUid, ServiceUid, StatefulSetUid,
         StorageClassUid, SwarmServiceId, ThisHost, VolumeSnapshotDataUid, VolumeSnapshotUid,
     };
-    pub use crate::{Context, scope_metadata, scope_metric, scope_table};
+    pub use crate::{Context, scope_control, scope_metadata, scope_metric, scope_table};
 }
 
 /// Not public API. Used by generated code, and by this project's own benchmarks.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::collector::Location as ControlLocation;
     pub use crate::collector::{
         CollectFn, Collected, Collector, Context, HostOutput, Kind, Location, MetadataKind,
         MetricKind, NodesOutput, TableColumn, TableOutput,
     };
-    pub use crate::ids::{KeyOf, topology};
+    pub use crate::controls::Control;
+    pub use crate::ids::{FromNodeId, KeyOf, NodeKey, Pid, ThisHost, topology};
+
+    /// The node ids of the nodes `shown` names: a host control's `bool` (this host's node
+    /// or none), or a per-node control's keys.
+    pub fn shown_nodes<K: NodeKey, S: Shown<K>>(
+        shown: S,
+        context: &Context,
+    ) -> anyhow::Result<Vec<String>> {
+        Ok(shown
+            .into_keys()?
+            .iter()
+            .map(|key| key.node_id(context.host_id()))
+            .collect())
+    }
+
+    /// What a control's `shown` function may return.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot say which nodes show this control",
+        label = "a host control's `shown` returns bool; a process control's returns Vec<Pid> (or a Result of either)"
+    )]
+    pub trait Shown<K> {
+        /// The keys of the nodes that show the control.
+        fn into_keys(self) -> anyhow::Result<Vec<K>>;
+    }
+
+    impl Shown<ThisHost> for bool {
+        fn into_keys(self) -> anyhow::Result<Vec<ThisHost>> {
+            Ok(if self { vec![ThisHost] } else { Vec::new() })
+        }
+    }
+
+    impl<K: NodeKey> Shown<K> for Vec<K> {
+        fn into_keys(self) -> anyhow::Result<Vec<K>> {
+            Ok(self)
+        }
+    }
+
+    impl<K, S: Shown<K>, E: Into<anyhow::Error>> Shown<K> for Result<S, E> {
+        fn into_keys(self) -> anyhow::Result<Vec<K>> {
+            self.map_err(Into::into)?.into_keys()
+        }
+    }
+
+    /// The key a control was clicked on, from the probe's node id.
+    pub fn clicked_key<K: FromNodeId>(node_id: &str, context: &Context) -> anyhow::Result<K> {
+        K::from_node_id(node_id, context.host_id()).ok_or_else(|| {
+            anyhow::anyhow!(
+                "{node_id:?} is not a {} node of this host",
+                K::TOPOLOGY.name()
+            )
+        })
+    }
+
+    /// What a control function may return: `()` or a `Result` of it.
+    pub trait ControlOutcome {
+        /// Ok, or the message Scope shows.
+        fn into_result(self) -> anyhow::Result<()>;
+    }
+
+    impl ControlOutcome for () {
+        fn into_result(self) -> anyhow::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<E: Into<anyhow::Error>> ControlOutcome for Result<(), E> {
+        fn into_result(self) -> anyhow::Result<()> {
+            self.map_err(Into::into)
+        }
+    }
     pub use crate::plugin::Plugin;
     pub use crate::report::{DataType, MetricFormat, Topology};
     pub use crate::sampler::{Sampler, SamplerConfig, run_all_once};

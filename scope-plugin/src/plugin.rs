@@ -95,8 +95,19 @@ impl Plugin {
             .map_err(|e| usage(e.to_string()))?
             .with_description(self.description);
         let registry = Registry::load(self.id, &self.extra).map_err(|e| usage(e.to_string()))?;
+        let controls = crate::controls::load().map_err(usage)?;
         if cli.list {
             print!("{}", list_table(&registry, self.id));
+            for control in &controls {
+                println!(
+                    "control {}~{}  {}  {:?}  {}",
+                    crate::controls::controls_plugin_id(self.id),
+                    control.id,
+                    control.topology.name(),
+                    control.human,
+                    control.location
+                );
+            }
             return Ok(ExitCode::SUCCESS);
         }
         let enabled = registry
@@ -107,6 +118,11 @@ impl Plugin {
             return Err(usage(format!(
                 "host id {host_id:?} cannot be used in Scope node ids (empty or contains ';')"
             )));
+        }
+        let mut control_context =
+            crate::collector::Context::new(host_id.clone(), cli.procfs.clone());
+        for (key, value) in &cli.options {
+            control_context = control_context.with_option(key.clone(), value.clone());
         }
         let config = SamplerConfig {
             spec,
@@ -147,17 +163,64 @@ impl Plugin {
                 max_connections,
                 "serving Scope plugin {}", self.id
             );
+            // One signal stops both servers.
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            tokio::spawn(async move {
+                crate::server::shutdown_signal().await;
+                let _ = stop.send(true);
+            });
+            let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+                let _ = stopped.wait_for(|&stop| stop).await;
+            };
+            let controls_server = if controls.is_empty() {
+                None
+            } else {
+                let controls_id = crate::controls::controls_plugin_id(self.id);
+                let path = match &cli.socket {
+                    Some(main) => main.with_file_name(format!("{controls_id}.sock")),
+                    None => default_socket_path(&cli.plugins_root, &controls_id),
+                };
+                let (listener, controls_socket) =
+                    bind(&path, &controls_id).map_err(|e| Failure {
+                        message: e.to_string(),
+                        code: 1,
+                    })?;
+                let served =
+                    crate::controls::Controls::new(self.id, self.label, controls, control_context)
+                        .map_err(|message| Failure { message, code: 2 })?;
+                tracing::info!(
+                    socket = %controls_socket.path().display(),
+                    "serving the controls as Scope plugin {controls_id}"
+                );
+                let server = crate::server::serve(
+                    listener,
+                    crate::controls::router(Arc::new(served)),
+                    until_stopped(stopped.clone()),
+                    max_connections,
+                );
+                Some((server, controls_socket))
+            };
             let tasks = sampler.spawn();
-            crate::server::serve(
+            let main_server = crate::server::serve(
                 listener,
                 crate::server::router(Arc::clone(&sampler)),
-                crate::server::shutdown_signal(),
+                until_stopped(stopped),
                 max_connections,
-            )
-            .await;
+            );
+            let controls_socket = match controls_server {
+                Some((server, controls_socket)) => {
+                    tokio::join!(main_server, server);
+                    Some(controls_socket)
+                }
+                None => {
+                    main_server.await;
+                    None
+                }
+            };
             for task in tasks {
                 task.abort();
             }
+            drop(controls_socket);
             drop(socket);
             Ok(ExitCode::SUCCESS)
         })

@@ -42,7 +42,19 @@ impl Previous {
     /// was not there, or whose pid now belongs to a new process, counts from zero.
     fn advance(&mut self, ctx: &Context) -> anyhow::Result<Option<Interval>> {
         let now = Instant::now();
-        let current = with_probe(count_unix(ctx), |probe| probe.read_shared())?;
+        let current = with_probe(count_unix(ctx), |probe| {
+            // Paused (the `pause_http` control): nothing is counted, so no rates; the
+            // first reading after resuming starts afresh.
+            if probe.paused() {
+                Ok(None)
+            } else {
+                probe.read_shared().map(Some)
+            }
+        })?;
+        let Some(current) = current else {
+            self.reading = None;
+            return Ok(None);
+        };
         let previous = self.reading.replace((now, current.clone()));
         let Some((then, before)) = previous else {
             return Ok(None);

@@ -1,0 +1,342 @@
+//! Controls: buttons on nodes in Scope that run a function of the plugin
+//! (`#[scope_control]`), served as a plugin of their own.
+//!
+//! The probe re-stamps `active_controls` on every node a controller plugin reports, empty
+//! where the plugin lists none, and the newest list wins the merge (docs/protocol.md §5.7):
+//! a controller that also reported metrics on containers would hide Docker's own buttons.
+//! So a plugin's controls go out under a second plugin id, `<id>-controls`, on a socket of
+//! their own, in a report holding only the nodes that show a control; the metrics plugin
+//! stays a plain reporter. On a host node, Scope's own terminal button (`host_exec`) is
+//! listed too, so it stays.
+//!
+//! That report is small and depends on the asking probe (`control_probe_id`), so it is
+//! built per request rather than kept as a snapshot. Which nodes show which control is the
+//! plugin's to say (`shown`), asked at each poll on the blocking pool with a time limit.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+
+use crate::collector::{Context, Location};
+use crate::ids::validate_key;
+use crate::report::{PluginSpec, Report, Topology};
+use crate::timestamp::Timestamp;
+
+/// A control's descriptor, registered by `#[scope_control]`.
+#[derive(Debug)]
+pub struct Control {
+    /// The topology of the nodes that show it: host or process.
+    pub topology: Topology,
+    /// The id, unique in the plugin (no `;`, `/`, `~`, `%`, `?`, `#`).
+    pub id: &'static str,
+    /// The button's tooltip.
+    pub human: &'static str,
+    /// A Font Awesome class, `fa-...`.
+    pub icon: &'static str,
+    /// A question Scope asks before running it.
+    pub confirmation: Option<&'static str>,
+    /// Order among a node's buttons.
+    pub rank: i64,
+    /// Where it was written.
+    pub location: Location,
+    /// The node ids that show the control now.
+    pub shown: fn(&Context) -> anyhow::Result<Vec<String>>,
+    /// Runs the control on the node with this id.
+    pub run: fn(&str, &Context) -> anyhow::Result<()>,
+}
+
+inventory::collect!(Control);
+
+/// Scope's own control on host nodes (a terminal), listed beside ours so that our list,
+/// newest in the merge, does not hide it.
+pub(crate) const HOST_EXEC: &str = "host_exec";
+
+/// How long `shown` may take before the control is left off that poll's report.
+const SHOWN_LIMIT: Duration = Duration::from_millis(150);
+
+/// How long a control runs before `/control` answers anyway: the probe gives up at 500 ms.
+/// The control goes on in the background, and the next poll shows what it did.
+const ANSWER_WITHIN: Duration = Duration::from_millis(350);
+
+/// A `/control` body larger than this is refused unread: the probe's are a few hundred
+/// bytes.
+const MAX_BODY: usize = 64 << 10;
+
+/// The plugin id the controls are served under.
+pub(crate) fn controls_plugin_id(plugin_id: &str) -> String {
+    format!("{plugin_id}-controls")
+}
+
+/// Every registered control, sorted, checked like the collectors: ids Scope and its UI can
+/// carry, an icon, the topologies controls are safe on, no id twice.
+pub(crate) fn load() -> Result<Vec<&'static Control>, String> {
+    let mut controls: Vec<&'static Control> = inventory::iter::<Control>.into_iter().collect();
+    controls.sort_by_key(|c| (c.topology, c.id));
+    for pair in controls.windows(2) {
+        if pair[0].id == pair[1].id {
+            return Err(format!(
+                "two controls have the id {:?}: {} and {}; rename one",
+                pair[0].id, pair[0].location, pair[1].location
+            ));
+        }
+    }
+    for control in &controls {
+        validate_key(control.id).map_err(|e| format!("control at {}: {e}", control.location))?;
+        if !matches!(control.topology, Topology::Host | Topology::Process) {
+            return Err(format!(
+                "control {:?} at {}: controls go on host or process nodes",
+                control.id, control.location
+            ));
+        }
+    }
+    Ok(controls)
+}
+
+/// The controls plugin: its spec, its controls, and what they run with.
+#[derive(Debug)]
+pub(crate) struct Controls {
+    spec: PluginSpec,
+    controls: Vec<&'static Control>,
+    context: Context,
+    /// One control runs at a time: two clicks never interleave.
+    running: Arc<Mutex<()>>,
+}
+
+/// The probe's `/control` body: Go field names, no tags (`common/xfer/controls.go`).
+#[derive(Debug, Deserialize)]
+struct ControlRequest {
+    #[serde(rename = "AppID", default)]
+    _app_id: Option<String>,
+    #[serde(rename = "NodeID")]
+    node_id: String,
+    #[serde(rename = "Control")]
+    control: String,
+    #[serde(rename = "ControlArgs", default)]
+    _control_args: Option<BTreeMap<String, String>>,
+}
+
+/// The `probe_id` of the query string (`?api_version=1&probe_id=<hex>`); anything else in
+/// it is ignored, as Scope may add parameters.
+fn probe_id(query: Option<&str>) -> Option<String> {
+    query?
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("probe_id="))
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned)
+}
+
+impl Controls {
+    pub(crate) fn new(
+        plugin_id: &str,
+        label: &str,
+        controls: Vec<&'static Control>,
+        context: Context,
+    ) -> Result<Self, String> {
+        let spec = PluginSpec::new(controls_plugin_id(plugin_id), format!("{label} controls"))
+            .map_err(|e| e.to_string())?
+            .with_description(format!("The buttons of {plugin_id}"))
+            .with_controller()
+            .with_status("ok");
+        Ok(Self {
+            spec,
+            controls,
+            context,
+            running: Arc::default(),
+        })
+    }
+
+    /// The report: every control declared in its topology, and each node showing one with
+    /// its list and `control_probe_id` (without which Scope shows no button).
+    async fn report(&self, probe_id: Option<&str>) -> Report {
+        let mut report = Report::new(self.spec.clone());
+        let now = Timestamp::now();
+        let mut shown: BTreeMap<(Topology, String), Vec<&'static str>> = BTreeMap::new();
+        for control in &self.controls {
+            let mut declared = crate::report::Control::new(control.id, control.human, control.icon)
+                .expect("control ids are checked at start");
+            declared.confirmation = control.confirmation.map(str::to_owned);
+            declared.rank = control.rank;
+            report
+                .topology_mut(control.topology)
+                .insert_control(declared);
+            for node in self.shown_on(control).await {
+                shown
+                    .entry((control.topology, node))
+                    .or_default()
+                    .push(control.id);
+            }
+        }
+        for ((topology, node_id), mut ids) in shown {
+            if topology == Topology::Host {
+                ids.insert(0, HOST_EXEC);
+            }
+            let node = report.node_mut(topology, &node_id);
+            node.set_latest("active_controls", ids.join(";"), now);
+            if let Some(probe_id) = probe_id {
+                node.set_latest("control_probe_id", probe_id, now);
+            }
+        }
+        report
+    }
+
+    /// The nodes showing `control` now; none if its `shown` fails, panics or is slow.
+    async fn shown_on(&self, control: &'static Control) -> Vec<String> {
+        let context = self.context.clone();
+        let asked = tokio::task::spawn_blocking(move || (control.shown)(&context));
+        match tokio::time::timeout(SHOWN_LIMIT, asked).await {
+            Ok(Ok(Ok(nodes))) => nodes,
+            Ok(Ok(Err(error))) => {
+                tracing::warn!(control = control.id, error = %format!("{error:#}"), "cannot tell which nodes show the control");
+                Vec::new()
+            }
+            Ok(Err(_)) => {
+                tracing::error!(control = control.id, "the control's `shown` panicked");
+                Vec::new()
+            }
+            Err(_) => {
+                tracing::warn!(control = control.id, limit = ?SHOWN_LIMIT, "the control's `shown` is too slow; left off this report");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Runs a click. Every answer is HTTP 200 with a JSON object, which Scope shows: an
+    /// error for anything wrong (the body, the control, the node, the control's own
+    /// failure), else the shortcut report, so that the change shows at once.
+    async fn click(&self, headers: &HeaderMap, body: &[u8], probe_id: Option<&str>) -> Response {
+        let request = match parse(headers, body) {
+            Ok(request) => request,
+            Err(message) => return error(message),
+        };
+        let Some(control) = self
+            .controls
+            .iter()
+            .copied()
+            .find(|c| c.id == request.control)
+        else {
+            let known: Vec<&str> = self.controls.iter().map(|c| c.id).collect();
+            return error(format!(
+                "no control {:?} in this plugin (it has: {})",
+                request.control,
+                known.join(", ")
+            ));
+        };
+        if !self.shown_on(control).await.contains(&request.node_id) {
+            return error(format!(
+                "{:?} is not offered on node {:?} now (the page may be out of date: it shows again within seconds)",
+                control.human, request.node_id
+            ));
+        }
+        let context = self.context.clone();
+        let running = Arc::clone(&self.running);
+        let node_id = request.node_id.clone();
+        let run = tokio::task::spawn_blocking(move || {
+            let _one_at_a_time = running.lock().unwrap_or_else(PoisonError::into_inner);
+            (control.run)(&node_id, &context)
+        });
+        match tokio::time::timeout(ANSWER_WITHIN, run).await {
+            Ok(Ok(Ok(()))) => {
+                tracing::info!(control = control.id, node = %request.node_id, "control ran");
+            }
+            Ok(Ok(Err(failure))) => {
+                let message = format!("{}: {failure:#}", control.human);
+                tracing::warn!(control = control.id, node = %request.node_id, error = %message, "control failed");
+                return error(message);
+            }
+            Ok(Err(_)) => {
+                tracing::error!(control = control.id, "the control panicked");
+                return error(format!(
+                    "{} failed (it panicked; see the plugin's log)",
+                    control.human
+                ));
+            }
+            Err(_) => {
+                tracing::info!(
+                    control = control.id,
+                    "control still running; answered before the probe's deadline"
+                );
+            }
+        }
+        let shortcut = self.report(probe_id).await;
+        let mut body = br#"{"shortcutReport":"#.to_vec();
+        body.extend_from_slice(&shortcut.to_json());
+        body.push(b'}');
+        json_response(body)
+    }
+}
+
+/// The body as the probe sends it: JSON (any `Content-Type` that says so, or none, as Go's
+/// client may leave it), at most [`MAX_BODY`] bytes, with the probe's four fields.
+fn parse(headers: &HeaderMap, body: &[u8]) -> Result<ControlRequest, String> {
+    if let Some(kind) = headers.get(header::CONTENT_TYPE) {
+        let kind = kind.to_str().unwrap_or_default();
+        if !kind.trim_start().starts_with("application/json") {
+            return Err(format!("a control request is JSON; this one is {kind:?}"));
+        }
+    }
+    if body.len() > MAX_BODY {
+        return Err(format!(
+            "a control request of {} bytes is too large (at most {MAX_BODY})",
+            body.len()
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        format!(
+            "not a control request ({e}): the probe sends {{\"AppID\": ..., \"Control\": ..., \"ControlArgs\": ..., \"NodeID\": ...}}"
+        )
+    })
+}
+
+fn json_response(body: Vec<u8>) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
+}
+
+/// Scope shows `error` in the UI for 10 s; a bare 400 or 500 would show as a status code.
+fn error(message: String) -> Response {
+    let body = serde_json::to_vec(&serde_json::json!({ "error": message }))
+        .unwrap_or_else(|_| br#"{"error":"control failed"}"#.to_vec());
+    json_response(body)
+}
+
+/// `GET /report` and `POST /control` of the controls plugin; JSON errors for the rest.
+pub(crate) fn router(controls: Arc<Controls>) -> Router {
+    Router::new()
+        .route("/report", get(report))
+        .route("/control", post(control))
+        .fallback(|| async { unserved(StatusCode::NOT_FOUND) })
+        .method_not_allowed_fallback(|| async { unserved(StatusCode::METHOD_NOT_ALLOWED) })
+        .with_state(controls)
+}
+
+fn unserved(status: StatusCode) -> Response {
+    let message = "a Scope controller plugin serves GET /report and POST /control";
+    (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+async fn report(State(controls): State<Arc<Controls>>, RawQuery(query): RawQuery) -> Response {
+    let probe_id = probe_id(query.as_deref());
+    json_response(controls.report(probe_id.as_deref()).await.to_json())
+}
+
+async fn control(
+    State(controls): State<Arc<Controls>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let probe_id = probe_id(query.as_deref());
+    controls.click(&headers, &body, probe_id.as_deref()).await
+}
