@@ -267,9 +267,9 @@ impl CollectorAttr {
                     ));
                 }
                 state_type = Some((*reference.elem).clone());
-                call_args.push(quote!(state));
+                call_args.push(quote!(__scope_plugin_state));
             } else {
-                call_args.push(quote!(context));
+                call_args.push(quote!(__scope_plugin_context));
             }
         }
         let state_type = state_type.unwrap_or_else(|| syn::parse_quote!(()));
@@ -291,15 +291,15 @@ impl CollectorAttr {
         // reported there.
         let convert = if self.kind == AttrKind::Table && self.columns.is_empty() {
             quote_spanned!(name.span()=> #krate::__private::property_list_output::<#krate::__private::topology::#topology, _, _>(
-                #name(#(#call_args),*), context, #krate::__private::Topology::#topology))
+                #name(#(#call_args),*), __scope_plugin_context, #krate::__private::Topology::#topology))
         } else if self.kind == AttrKind::Table {
             quote_spanned!(name.span()=> #krate::__private::multicolumn_output::<#krate::__private::topology::#topology, _, _, #column_count>(
-                #name(#(#call_args),*), context, #krate::__private::Topology::#topology, #columns))
+                #name(#(#call_args),*), __scope_plugin_context, #krate::__private::Topology::#topology, #columns))
         } else if self.topology == "Host" {
-            quote_spanned!(name.span()=> #krate::__private::host_output::<#output_kind, _>(#name(#(#call_args),*), context))
+            quote_spanned!(name.span()=> #krate::__private::host_output::<#output_kind, _>(#name(#(#call_args),*), __scope_plugin_context))
         } else {
             quote_spanned!(name.span()=> #krate::__private::nodes_output::<#output_kind, _, #krate::__private::topology::#topology>(
-                #name(#(#call_args),*), context, #krate::__private::Topology::#topology))
+                #name(#(#call_args),*), __scope_plugin_context, #krate::__private::Topology::#topology))
         };
         let state_new =
             quote_spanned!(state_type.span()=> #krate::__private::new_state::<#state_type>);
@@ -337,11 +337,12 @@ impl CollectorAttr {
 
             const _: () = {
                 fn __scope_plugin_collect(
-                    state: &mut (dyn #krate::__private::Any + ::core::marker::Send),
-                    context: &#krate::__private::Context,
+                    __scope_plugin_state: &mut (dyn #krate::__private::Any + ::core::marker::Send),
+                    __scope_plugin_context: &#krate::__private::Context,
                 ) -> #krate::__private::anyhow::Result<#krate::__private::Collected> {
-                    let state = #krate::__private::state_mut::<#state_type>(state);
-                    let _ = &state;
+                    // Named so that no user function (`state`, `context`) is shadowed.
+                    let __scope_plugin_state = #krate::__private::state_mut::<#state_type>(__scope_plugin_state);
+                    let _ = &__scope_plugin_state;
                     #convert
                 }
 
@@ -509,9 +510,10 @@ mod tests {
             ),
         );
         let expected_collect = quote!(
-            let state = ::scope_plugin::__private::state_mut::<Cpu>(state);
-            let _ = &state;
-            ::scope_plugin::__private::host_output::<::scope_plugin::__private::MetricKind, _>(iowait(state, context), context)
+            let __scope_plugin_state = ::scope_plugin::__private::state_mut::<Cpu>(__scope_plugin_state);
+            let _ = &__scope_plugin_state;
+            ::scope_plugin::__private::host_output::<::scope_plugin::__private::MetricKind, _>(
+                iowait(__scope_plugin_state, __scope_plugin_context), __scope_plugin_context)
         )
         .to_string();
         assert!(out.contains(&expected_collect), "{out}");

@@ -131,9 +131,9 @@ fn expand(args: TokenStream, function: &ItemFn) -> syn::Result<TokenStream> {
     let topology_variant = syn::Ident::new(topology.variant_name(), Span::call_site());
     let shown = match args.path("shown")? {
         Some(path) => quote_spanned!(path.span()=>
-            #krate::__private::shown_nodes::<#krate::__private::#key, _>(#path(), context)),
+            #krate::__private::shown_nodes::<#krate::__private::#key, _>(#path(), __scope_plugin_context)),
         None if topology == Topology::Host => {
-            quote!(#krate::__private::shown_nodes::<#krate::__private::ThisHost, _>(true, context))
+            quote!(#krate::__private::shown_nodes::<#krate::__private::ThisHost, _>(true, __scope_plugin_context))
         }
         None => {
             return Err(syn::Error::new(
@@ -150,9 +150,10 @@ fn expand(args: TokenStream, function: &ItemFn) -> syn::Result<TokenStream> {
     // The call is spanned on the parameter, so a parameter of another key type is reported
     // there ("expected `Pid`").
     let parameter_span = signature.inputs.first().map_or(name.span(), Spanned::span);
-    let call = quote_spanned!(parameter_span=> #name(key));
+    let call = quote_spanned!(parameter_span=> #name(__scope_plugin_key));
     let run = quote_spanned!(name.span()=> {
-        let key: #krate::__private::#key = #krate::__private::clicked_key(node_id, context)?;
+        let __scope_plugin_key: #krate::__private::#key =
+            #krate::__private::clicked_key(__scope_plugin_node_id, __scope_plugin_context)?;
         #krate::__private::ControlOutcome::into_result(#call)
     });
     Ok(quote! {
@@ -160,14 +161,15 @@ fn expand(args: TokenStream, function: &ItemFn) -> syn::Result<TokenStream> {
 
         const _: () = {
             fn __scope_plugin_shown(
-                context: &#krate::__private::Context,
+                __scope_plugin_context: &#krate::__private::Context,
             ) -> #krate::__private::anyhow::Result<::std::vec::Vec<::std::string::String>> {
                 #shown
             }
 
+            // Parameters named so that no user function (`context`, `node_id`) is shadowed.
             fn __scope_plugin_run(
-                node_id: &str,
-                context: &#krate::__private::Context,
+                __scope_plugin_node_id: &str,
+                __scope_plugin_context: &#krate::__private::Context,
             ) -> #krate::__private::anyhow::Result<()> {
                 #run
             }

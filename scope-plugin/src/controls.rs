@@ -14,7 +14,8 @@
 //! plugin's to say (`shown`), asked at each poll on the blocking pool with a time limit.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -106,8 +107,12 @@ pub(crate) struct Controls {
     spec: PluginSpec,
     controls: Vec<&'static Control>,
     context: Context,
-    /// One control runs at a time: two clicks never interleave.
-    running: Arc<Mutex<()>>,
+    /// One control runs at a time: two clicks never interleave, and a click while one
+    /// still runs is told so at once instead of queueing a thread behind it.
+    running: Arc<AtomicBool>,
+    /// Per control (same order), whether its `shown` is still running from an earlier
+    /// poll: a `shown` that hangs then holds one blocking thread, not one per poll.
+    asking: Vec<Arc<AtomicBool>>,
 }
 
 /// The probe's `/control` body: Go field names, no tags (`common/xfer/controls.go`).
@@ -146,6 +151,7 @@ impl Controls {
             .with_controller()
             .with_status("ok");
         Ok(Self {
+            asking: controls.iter().map(|_| Arc::default()).collect(),
             spec,
             controls,
             context,
@@ -159,7 +165,13 @@ impl Controls {
         let mut report = Report::new(self.spec.clone());
         let now = Timestamp::now();
         let mut shown: BTreeMap<(Topology, String), Vec<&'static str>> = BTreeMap::new();
-        for control in &self.controls {
+        // Every control's `shown` at once, under one deadline: however many there are, the
+        // report is out well within the probe's 500 ms.
+        let deadline = tokio::time::Instant::now() + SHOWN_LIMIT;
+        let asked: Vec<_> = (0..self.controls.len())
+            .map(|index| self.ask_shown(index))
+            .collect();
+        for (control, asked) in self.controls.iter().zip(asked) {
             let mut declared = crate::report::Control::new(control.id, control.human, control.icon)
                 .expect("control ids are checked at start");
             declared.confirmation = control.confirmation.map(str::to_owned);
@@ -167,7 +179,7 @@ impl Controls {
             report
                 .topology_mut(control.topology)
                 .insert_control(declared);
-            for node in self.shown_on(control).await {
+            for node in Self::answer(control, asked, deadline).await {
                 shown
                     .entry((control.topology, node))
                     .or_default()
@@ -187,11 +199,40 @@ impl Controls {
         report
     }
 
-    /// The nodes showing `control` now; none if its `shown` fails, panics or is slow.
-    async fn shown_on(&self, control: &'static Control) -> Vec<String> {
+    /// Starts control `index`'s `shown` on the blocking pool, unless the previous one is
+    /// still running (then the control shows nowhere until it returns).
+    fn ask_shown(
+        &self,
+        index: usize,
+    ) -> Option<tokio::task::JoinHandle<anyhow::Result<Vec<String>>>> {
+        let asking = Arc::clone(&self.asking[index]);
+        if asking.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        let control = self.controls[index];
         let context = self.context.clone();
-        let asked = tokio::task::spawn_blocking(move || (control.shown)(&context));
-        match tokio::time::timeout(SHOWN_LIMIT, asked).await {
+        Some(tokio::task::spawn_blocking(move || {
+            let nodes = (control.shown)(&context);
+            asking.store(false, Ordering::Release);
+            nodes
+        }))
+    }
+
+    /// The nodes `asked` says show `control`; none if its `shown` fails, panics, is slow,
+    /// or was still running from before.
+    async fn answer(
+        control: &Control,
+        asked: Option<tokio::task::JoinHandle<anyhow::Result<Vec<String>>>>,
+        deadline: tokio::time::Instant,
+    ) -> Vec<String> {
+        let Some(asked) = asked else {
+            tracing::warn!(
+                control = control.id,
+                "the control's `shown` has not returned since an earlier poll; not offered"
+            );
+            return Vec::new();
+        };
+        match tokio::time::timeout_at(deadline, asked).await {
             Ok(Ok(Ok(nodes))) => nodes,
             Ok(Ok(Err(error))) => {
                 tracing::warn!(control = control.id, error = %format!("{error:#}"), "cannot tell which nodes show the control");
@@ -208,6 +249,12 @@ impl Controls {
         }
     }
 
+    /// The nodes showing control `index` now.
+    async fn shown_on(&self, index: usize) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + SHOWN_LIMIT;
+        Self::answer(self.controls[index], self.ask_shown(index), deadline).await
+    }
+
     /// Runs a click. Every answer is HTTP 200 with a JSON object, which Scope shows: an
     /// error for anything wrong (the body, the control, the node, the control's own
     /// failure), else the shortcut report, so that the change shows at once.
@@ -216,12 +263,7 @@ impl Controls {
             Ok(request) => request,
             Err(message) => return error(message),
         };
-        let Some(control) = self
-            .controls
-            .iter()
-            .copied()
-            .find(|c| c.id == request.control)
-        else {
+        let Some(index) = self.controls.iter().position(|c| c.id == request.control) else {
             let known: Vec<&str> = self.controls.iter().map(|c| c.id).collect();
             return error(format!(
                 "no control {:?} in this plugin (it has: {})",
@@ -229,7 +271,8 @@ impl Controls {
                 known.join(", ")
             ));
         };
-        if !self.shown_on(control).await.contains(&request.node_id) {
+        let control = self.controls[index];
+        if !self.shown_on(index).await.contains(&request.node_id) {
             return error(format!(
                 "{:?} is not offered on node {:?} now (the page may be out of date: it shows again within seconds)",
                 control.human, request.node_id
@@ -238,8 +281,17 @@ impl Controls {
         let context = self.context.clone();
         let running = Arc::clone(&self.running);
         let node_id = request.node_id.clone();
+        if running
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return error(String::from(
+                "another control of this plugin is still running; try again in a moment",
+            ));
+        }
         let run = tokio::task::spawn_blocking(move || {
-            let _one_at_a_time = running.lock().unwrap_or_else(PoisonError::into_inner);
+            // Cleared however the control ends, a panic included.
+            let _done = ClearOnDrop(running);
             (control.run)(&node_id, &context)
         });
         match tokio::time::timeout(ANSWER_WITHIN, run).await {
@@ -270,6 +322,15 @@ impl Controls {
         body.extend_from_slice(&shortcut.to_json());
         body.push(b'}');
         json_response(body)
+    }
+}
+
+/// Clears the flag when dropped.
+struct ClearOnDrop(Arc<AtomicBool>);
+
+impl Drop for ClearOnDrop {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }
 

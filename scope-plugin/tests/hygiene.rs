@@ -50,6 +50,34 @@ fn hygiene_name() -> ::std::vec::Vec<(Pid, &'static str)> {
     ::std::vec![(Pid(1), "init")]
 }
 
+/// Functions named like the generated code's own variables are not shadowed by them.
+mod named_like_the_generated_code {
+    use ::scope_plugin::prelude::*;
+
+    /// A metric called `state`, with state.
+    #[scope_metric(topology = "host", id = "state", label = "State")]
+    fn state(counter: &mut super::Counter) -> f64 {
+        counter.0 += 1;
+        counter.0 as f64
+    }
+
+    /// A table called `context`.
+    #[scope_table(topology = "host", id = "context", label = "Context")]
+    fn context(
+        ctx: &Context,
+    ) -> ::std::vec::Vec<((ThisHost, &'static str), ::std::string::String)> {
+        ::std::vec![((ThisHost, "host"), ctx.host_id().into())]
+    }
+
+    fn node_id() -> bool {
+        true
+    }
+
+    /// A control called `context`, shown by a function called `node_id`.
+    #[scope_control(topology = "host", id = "context", human = "C", icon = "fa-check", shown = node_id)]
+    fn context_control(_host: ThisHost) {}
+}
+
 mod generated_main {
     ::scope_plugin::main!(id = "hygiene", label = "Hygiene");
 }
@@ -58,5 +86,5 @@ mod generated_main {
 fn shadowed_names_do_not_break_generated_code() {
     let registry = ::scope_plugin::Registry::load("hygiene", &[]).expect("valid registry");
     let ids: ::std::vec::Vec<&str> = registry.collectors().iter().map(|c| c.id).collect();
-    ::core::assert_eq!(ids, ["hygiene_name", "hygiene_count"]);
+    ::core::assert_eq!(ids, ["hygiene_name", "context", "hygiene_count", "state"]);
 }

@@ -323,3 +323,111 @@ fn the_checker_invokes_the_control_end_to_end() {
     );
     wait_for_metric(&plugin, "idle", "iowait");
 }
+
+const MISBEHAVING: &str = "control-plugin";
+
+fn click_on(socket: &Path, control: &str, node: &str) -> (Duration, serde_json::Value) {
+    let body =
+        format!(r#"{{"AppID":"a","Control":"{control}","ControlArgs":null,"NodeID":"{node}"}}"#);
+    let started = Instant::now();
+    let (status, answer) = post(socket, "application/json", body.as_bytes());
+    assert_eq!(status, 200);
+    (started.elapsed(), json(&answer))
+}
+
+fn state(plugin: &RunningPlugin) -> String {
+    let (_, body) = raw_request(
+        &plugin.socket,
+        "GET /report HTTP/1.1\r\nHost: plugin\r\n\r\n",
+    )
+    .expect("report");
+    json(&body)["Host"]["nodes"][HOST]["latest"]["control-plugin_state"]["value"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn slow_panicking_failing_and_stuck_controls_never_stop_the_plugin() {
+    let plugin = RunningPlugin::start(env!("CARGO_BIN_EXE_control-plugin"), MISBEHAVING, &[]);
+    let controls = plugin
+        .root
+        .join("control-plugin-controls/control-plugin-controls.sock");
+    // The report answers within the probe's limit though one `shown` never returns, and
+    // that control is simply not offered; the others are.
+    for _ in 0..3 {
+        let started = Instant::now();
+        let (status, body) = raw_request(
+            &controls,
+            "GET /report?api_version=1&probe_id=1 HTTP/1.1\r\nHost: plugin\r\n\r\n",
+        )
+        .expect("report");
+        assert!(started.elapsed() < Duration::from_millis(500));
+        assert_eq!(status, 200);
+        let report = json(&body);
+        assert_eq!(host_buttons(&report), "host_exec;fails;panics;slow");
+        let pid_node = format!("test-host;{}", plugin.pid());
+        assert_eq!(
+            report["Process"]["nodes"][&pid_node]["latest"]["active_controls"]["value"],
+            "mark"
+        );
+    }
+
+    // Longer than the probe waits: answered in time, and it finishes in the background.
+    let (took, answer) = click_on(&controls, "slow", HOST_ESCAPED);
+    assert!(took < Duration::from_millis(500), "{took:?}");
+    assert!(answer["shortcutReport"].is_object(), "{answer}");
+    // Meanwhile another click is told to wait, not queued.
+    let (_, busy) = click_on(&controls, "fails", HOST_ESCAPED);
+    assert!(
+        busy["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("still running")),
+        "{busy}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !state(&plugin).contains("slow_done=true") {
+        assert!(Instant::now() < deadline, "the slow control never finished");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let (_, failed) = click_on(&controls, "fails", HOST_ESCAPED);
+    assert_eq!(failed["error"], "Fails: the disk is full (deliberately)");
+    let (_, panicked) = click_on(&controls, "panics", HOST_ESCAPED);
+    assert!(
+        panicked["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("panicked")),
+        "{panicked}"
+    );
+    // A stuck control is not offered, so it cannot be clicked either.
+    let (_, stuck) = click_on(&controls, "stuck", HOST_ESCAPED);
+    assert!(
+        stuck["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not offered")),
+        "{stuck}"
+    );
+
+    // A process control gets the pid of the node it was clicked on.
+    let (_, marked) = click_on(&controls, "mark", &format!("test-host;{}", plugin.pid()));
+    assert!(marked["shortcutReport"].is_object(), "{marked}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !state(&plugin).contains(&format!("clicked_pid={}", plugin.pid())) {
+        assert!(Instant::now() < deadline, "the process control never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Still serving both plugins.
+    controls_report_of(&controls);
+}
+
+fn controls_report_of(socket: &Path) {
+    let (status, body) = raw_request(
+        socket,
+        "GET /report?api_version=1&probe_id=1 HTTP/1.1\r\nHost: plugin\r\n\r\n",
+    )
+    .expect("report");
+    assert_eq!(status, 200);
+    let verdict = judge(&body, "control-plugin-controls");
+    assert!(verdict.passes(), "{:#?}", verdict.findings);
+}
