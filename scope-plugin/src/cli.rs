@@ -16,6 +16,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 pub(crate) struct Cli {
     /// Socket to serve on. Default: <plugins-root>/<plugin-id>/<plugin-id>.sock. The file
     /// name minus its extension must be the plugin id: that is how the probe names plugins.
+    /// A plugin with controls also serves them as the plugin <plugin-id>-controls, on
+    /// <plugin-id>-controls.sock beside this socket (by default in its own directory).
     #[arg(long, env = "SCOPE_PLUGIN_SOCKET", value_name = "PATH")]
     pub socket: Option<PathBuf>,
 
