@@ -113,6 +113,9 @@ pub(crate) struct Controls {
     /// Per control (same order), whether its `shown` is still running from an earlier
     /// poll: a `shown` that hangs then holds one blocking thread, not one per poll.
     asking: Vec<Arc<AtomicBool>>,
+    /// Per control, the last problem with its `shown` that was logged: a problem is logged
+    /// when it starts or changes, not at every poll.
+    problems: Vec<std::sync::Mutex<Option<String>>>,
 }
 
 /// The probe's `/control` body: Go field names, no tags (`common/xfer/controls.go`).
@@ -152,6 +155,10 @@ impl Controls {
             .with_status("ok");
         Ok(Self {
             asking: controls.iter().map(|_| Arc::default()).collect(),
+            problems: controls
+                .iter()
+                .map(|_| std::sync::Mutex::default())
+                .collect(),
             spec,
             controls,
             context,
@@ -171,7 +178,7 @@ impl Controls {
         let asked: Vec<_> = (0..self.controls.len())
             .map(|index| self.ask_shown(index))
             .collect();
-        for (control, asked) in self.controls.iter().zip(asked) {
+        for (index, (control, asked)) in self.controls.iter().zip(asked).enumerate() {
             let mut declared = crate::report::Control::new(control.id, control.human, control.icon)
                 .expect("control ids are checked at start");
             declared.confirmation = control.confirmation.map(str::to_owned);
@@ -179,7 +186,7 @@ impl Controls {
             report
                 .topology_mut(control.topology)
                 .insert_control(declared);
-            for node in Self::answer(control, asked, deadline).await {
+            for node in self.answer(index, asked, deadline).await {
                 shown
                     .entry((control.topology, node))
                     .or_default()
@@ -218,41 +225,50 @@ impl Controls {
         }))
     }
 
-    /// The nodes `asked` says show `control`; none if its `shown` fails, panics, is slow,
-    /// or was still running from before.
+    /// The nodes `asked` says show control `index`; none if its `shown` fails, panics, is
+    /// slow, or was still running from before.
     async fn answer(
-        control: &Control,
+        &self,
+        index: usize,
         asked: Option<tokio::task::JoinHandle<anyhow::Result<Vec<String>>>>,
         deadline: tokio::time::Instant,
     ) -> Vec<String> {
-        let Some(asked) = asked else {
-            tracing::warn!(
-                control = control.id,
-                "the control's `shown` has not returned since an earlier poll; not offered"
-            );
-            return Vec::new();
+        let problem = match asked {
+            None => String::from("its `shown` has not returned since an earlier poll"),
+            Some(asked) => match tokio::time::timeout_at(deadline, asked).await {
+                Ok(Ok(Ok(nodes))) => {
+                    self.log_problem(index, None);
+                    return nodes;
+                }
+                Ok(Ok(Err(error))) => format!("its `shown` failed: {error:#}"),
+                Ok(Err(_)) => String::from("its `shown` panicked"),
+                Err(_) => format!("its `shown` took longer than {SHOWN_LIMIT:?}"),
+            },
         };
-        match tokio::time::timeout_at(deadline, asked).await {
-            Ok(Ok(Ok(nodes))) => nodes,
-            Ok(Ok(Err(error))) => {
-                tracing::warn!(control = control.id, error = %format!("{error:#}"), "cannot tell which nodes show the control");
-                Vec::new()
-            }
-            Ok(Err(_)) => {
-                tracing::error!(control = control.id, "the control's `shown` panicked");
-                Vec::new()
-            }
-            Err(_) => {
-                tracing::warn!(control = control.id, limit = ?SHOWN_LIMIT, "the control's `shown` is too slow; left off this report");
-                Vec::new()
-            }
+        self.log_problem(index, Some(problem));
+        Vec::new()
+    }
+
+    /// Logs control `index`'s problem when it starts or changes, and when it is over.
+    fn log_problem(&self, index: usize, problem: Option<String>) {
+        let mut last = self.problems[index]
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *last == problem {
+            return;
         }
+        let control = self.controls[index].id;
+        match &problem {
+            Some(problem) => tracing::warn!(control, %problem, "control not offered"),
+            None => tracing::info!(control, "control offered again"),
+        }
+        *last = problem;
     }
 
     /// The nodes showing control `index` now.
     async fn shown_on(&self, index: usize) -> Vec<String> {
         let deadline = tokio::time::Instant::now() + SHOWN_LIMIT;
-        Self::answer(self.controls[index], self.ask_shown(index), deadline).await
+        self.answer(index, self.ask_shown(index), deadline).await
     }
 
     /// Runs a click. Every answer is HTTP 200 with a JSON object, which Scope shows: an
