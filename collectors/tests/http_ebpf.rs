@@ -383,14 +383,10 @@ fn click(plugin: &Plugin, control: &str) -> serde_json::Value {
         .and_then(std::path::Path::parent)
         .expect("plugins root")
         .join("scope-collectors-controls/scope-collectors-controls.sock");
-    let body = format!(
-        r#"{{"AppID":"a","Control":"{control}","ControlArgs":null,"NodeID":"h;\u003chost\u003e"}}"#
-    );
-    let request = format!(
-        "POST /control?api_version=1&probe_id=1f HTTP/1.1\r\nHost: plugin\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    let (status, answer) = scope_plugin_tests::raw_request(&socket, &request).expect("control");
+    let body = scope_plugin_tests::probe_click_body(control, "h;<host>");
+    let (status, answer) =
+        scope_plugin_tests::post_control(&socket, "application/json", body.as_bytes())
+            .expect("control");
     assert_eq!(status, 200);
     scope_plugin_tests::json(&answer)
 }

@@ -145,6 +145,39 @@ pub fn raw_request(socket: &Path, request: &str) -> std::io::Result<(u16, Vec<u8
     read_response(&mut stream)
 }
 
+/// `POST /control` on `socket` as the probe sends it (its query string and headers), with
+/// `body` and, unless empty, `content_type`; returns (status, body).
+pub fn post_control(
+    socket: &Path,
+    content_type: &str,
+    body: &[u8],
+) -> std::io::Result<(u16, Vec<u8>)> {
+    let mut stream = UnixStream::connect(socket)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut request = format!(
+        "POST /control?api_version=1&probe_id=29b4f381044a89a3 HTTP/1.1\r\nHost: plugin\r\n\
+         User-Agent: Go-http-client/1.1\r\nContent-Length: {}\r\nAccept-Encoding: gzip\r\n",
+        body.len()
+    )
+    .into_bytes();
+    if !content_type.is_empty() {
+        request.extend_from_slice(format!("Content-Type: {content_type}\r\n").as_bytes());
+    }
+    request.extend_from_slice(b"\r\n");
+    request.extend_from_slice(body);
+    stream.write_all(&request)?;
+    read_response(&mut stream)
+}
+
+/// The probe's body for a click on `control` of the node `node_id`, byte for byte: keys
+/// sorted, `ControlArgs` null, `<` and `>` escaped as Go's encoder writes them.
+pub fn probe_click_body(control: &str, node_id: &str) -> String {
+    let node_id = node_id.replace('<', "\\u003c").replace('>', "\\u003e");
+    format!(
+        r#"{{"AppID":"4a1c7e7f3d2b","Control":"{control}","ControlArgs":null,"NodeID":"{node_id}"}}"#
+    )
+}
+
 /// Reads one `Content-Length`-framed HTTP/1.1 response from `stream`.
 pub fn read_response(stream: &mut impl Read) -> std::io::Result<(u16, Vec<u8>)> {
     let mut buffer = Vec::new();

@@ -2,13 +2,13 @@
 //! exactly as the probe sends it changes the next report and answers with a valid shortcut
 //! report; bad requests change nothing; two clicks at once; Scope's own host button stays.
 
-use std::io::Write;
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use scope_plugin_check::judge;
-use scope_plugin_tests::{RunningPlugin, built_binary, json, raw_request, read_response};
+use scope_plugin_tests::{
+    RunningPlugin, built_binary, json, post_control, probe_click_body, raw_request,
+};
 
 const PLUGIN: &str = "example-iowait-switch";
 const CONTROLS: &str = "example-iowait-switch-controls";
@@ -22,38 +22,17 @@ fn controls_socket(plugin: &RunningPlugin) -> PathBuf {
 
 /// `POST /control` with `body` and `content_type` (none if empty), as the probe sends it.
 fn post(socket: &Path, content_type: &str, body: &[u8]) -> (u16, Vec<u8>) {
-    let mut stream = UnixStream::connect(socket).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    let mut request = format!(
-        "POST /control?api_version=1&probe_id=29b4f381044a89a3 HTTP/1.1\r\nHost: plugin\r\n\
-         User-Agent: Go-http-client/1.1\r\nContent-Length: {}\r\nAccept-Encoding: gzip\r\n",
-        body.len()
-    )
-    .into_bytes();
-    if !content_type.is_empty() {
-        request.extend_from_slice(format!("Content-Type: {content_type}\r\n").as_bytes());
-    }
-    request.extend_from_slice(b"\r\n");
-    request.extend_from_slice(body);
-    stream.write_all(&request).expect("send");
-    read_response(&mut stream).expect("response")
+    post_control(socket, content_type, body).expect("control answers")
 }
 
-/// A click on `control` of the host node, byte for byte the probe's body.
+/// A click on `control` of the host node, answered within the probe's 500 ms.
 fn click(socket: &Path, control: &str) -> serde_json::Value {
-    let body = format!(
-        r#"{{"AppID":"4a1c7e7f3d2b","Control":"{control}","ControlArgs":null,"NodeID":"{HOST_ESCAPED}"}}"#
-    );
-    let started = Instant::now();
-    let (status, body) = post(socket, "application/json", body.as_bytes());
+    let (took, answer) = click_on(socket, control, HOST);
     assert!(
-        started.elapsed() < Duration::from_millis(500),
+        took < Duration::from_millis(500),
         "the probe gives up after 500 ms"
     );
-    assert_eq!(status, 200);
-    json(&body)
+    answer
 }
 
 /// The controls plugin's report, polled as the probe polls it.
@@ -326,9 +305,9 @@ fn the_checker_invokes_the_control_end_to_end() {
 
 const MISBEHAVING: &str = "control-plugin";
 
+/// A click on `control` of `node`, byte for byte the probe's; (time to answer, answer).
 fn click_on(socket: &Path, control: &str, node: &str) -> (Duration, serde_json::Value) {
-    let body =
-        format!(r#"{{"AppID":"a","Control":"{control}","ControlArgs":null,"NodeID":"{node}"}}"#);
+    let body = probe_click_body(control, node);
     let started = Instant::now();
     let (status, answer) = post(socket, "application/json", body.as_bytes());
     assert_eq!(status, 200);
@@ -374,11 +353,11 @@ fn slow_panicking_failing_and_stuck_controls_never_stop_the_plugin() {
     }
 
     // Longer than the probe waits: answered in time, and it finishes in the background.
-    let (took, answer) = click_on(&controls, "slow", HOST_ESCAPED);
+    let (took, answer) = click_on(&controls, "slow", HOST);
     assert!(took < Duration::from_millis(500), "{took:?}");
     assert!(answer["shortcutReport"].is_object(), "{answer}");
     // Meanwhile another click is told to wait, not queued.
-    let (_, busy) = click_on(&controls, "fails", HOST_ESCAPED);
+    let (_, busy) = click_on(&controls, "fails", HOST);
     assert!(
         busy["error"]
             .as_str()
@@ -391,9 +370,9 @@ fn slow_panicking_failing_and_stuck_controls_never_stop_the_plugin() {
         std::thread::sleep(Duration::from_millis(50));
     }
 
-    let (_, failed) = click_on(&controls, "fails", HOST_ESCAPED);
+    let (_, failed) = click_on(&controls, "fails", HOST);
     assert_eq!(failed["error"], "Fails: the disk is full (deliberately)");
-    let (_, panicked) = click_on(&controls, "panics", HOST_ESCAPED);
+    let (_, panicked) = click_on(&controls, "panics", HOST);
     assert!(
         panicked["error"]
             .as_str()
@@ -401,7 +380,7 @@ fn slow_panicking_failing_and_stuck_controls_never_stop_the_plugin() {
         "{panicked}"
     );
     // A stuck control is not offered, so it cannot be clicked either.
-    let (_, stuck) = click_on(&controls, "stuck", HOST_ESCAPED);
+    let (_, stuck) = click_on(&controls, "stuck", HOST);
     assert!(
         stuck["error"]
             .as_str()

@@ -25,6 +25,27 @@ struct Interval {
     processes: Vec<(u32, ProcessCounts, ProcessCounts)>,
 }
 
+impl Interval {
+    /// Per process and status code: (pid, code, responses per second over the interval,
+    /// responses in all since the process was first seen).
+    fn responses(self) -> impl Iterator<Item = (u32, u16, f64, u64)> {
+        let seconds = self.seconds;
+        self.processes
+            .into_iter()
+            .flat_map(move |(pid, now, before)| {
+                now.responses.into_iter().map(move |(code, total)| {
+                    let earlier = before.responses.get(&code).copied().unwrap_or(0);
+                    (
+                        pid,
+                        code,
+                        total.saturating_sub(earlier) as f64 / seconds,
+                        total,
+                    )
+                })
+            })
+    }
+}
+
 /// Responses per second, keyed by process and status code.
 type ResponseRates = Vec<((Pid, u16), f64)>;
 
@@ -126,24 +147,12 @@ fn http_requests(
     timeout = "10s"
 )]
 fn http_responses(previous: &mut Previous, ctx: &Context) -> anyhow::Result<Option<ResponseRates>> {
-    let Some(Interval {
-        seconds,
-        processes: pairs,
-    }) = previous.advance(ctx)?
-    else {
-        return Ok(None);
-    };
-    let mut rates = Vec::new();
-    for (pid, now, before) in pairs {
-        for (code, count) in now.responses {
-            let earlier = before.responses.get(&code).copied().unwrap_or(0);
-            rates.push((
-                (Pid(pid), code),
-                count.saturating_sub(earlier) as f64 / seconds,
-            ));
-        }
-    }
-    Ok(Some(rates))
+    Ok(previous.advance(ctx)?.map(|interval| {
+        interval
+            .responses()
+            .map(|(pid, code, rate, _)| ((Pid(pid), code), rate))
+            .collect()
+    }))
 }
 
 /// HTTP responses by status code: per second over the last interval, and in all since the
@@ -156,20 +165,12 @@ fn http_responses(previous: &mut Previous, ctx: &Context) -> anyhow::Result<Opti
     timeout = "10s"
 )]
 fn http_codes(previous: &mut Previous, ctx: &Context) -> anyhow::Result<Option<CodeRows>> {
-    let Some(Interval {
-        seconds,
-        processes: pairs,
-    }) = previous.advance(ctx)?
-    else {
-        return Ok(None);
-    };
-    let mut rows = Vec::new();
-    for (pid, now, before) in pairs {
-        for (code, total) in now.responses {
-            let earlier = before.responses.get(&code).copied().unwrap_or(0);
-            let rate = total.saturating_sub(earlier) as f64 / seconds;
-            rows.push(((Pid(pid), code), [format!("{rate:.2}"), total.to_string()]));
-        }
-    }
-    Ok(Some(rows))
+    Ok(previous.advance(ctx)?.map(|interval| {
+        interval
+            .responses()
+            .map(|(pid, code, rate, total)| {
+                ((Pid(pid), code), [format!("{rate:.2}"), total.to_string()])
+            })
+            .collect()
+    }))
 }
