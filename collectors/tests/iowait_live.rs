@@ -102,7 +102,7 @@ fn once_waits_one_interval_and_reports_interval_values() {
             "--host-id",
             "h",
             "--disable",
-            "http_requests,http_responses",
+            "http_requests,http_responses,http_codes",
         ])
         .output()
         .expect("runs");

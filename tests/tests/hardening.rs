@@ -52,7 +52,7 @@ fn with_every_descriptor_taken_report_still_answers_within_500_ms() {
         .arg("--plugins-root")
         .arg(&root)
         .args(["--interval", "200ms", "--host-id", "h"])
-        .args(["--disable", "http_requests,http_responses"])
+        .args(["--disable", "http_requests,http_responses,http_codes"])
         .stderr(Stdio::piped());
     // SAFETY: setrlimit is async-signal-safe and touches only the child.
     unsafe {
@@ -212,7 +212,7 @@ fn a_huge_bad_counter_is_not_copied_whole_into_logs_and_report() {
             "--host-id",
             "h",
             "--disable",
-            "http_requests,http_responses,io_pressure",
+            "http_requests,http_responses,http_codes,io_pressure",
             "--path.procfs",
             procfs.path().to_str().expect("utf8"),
         ],
