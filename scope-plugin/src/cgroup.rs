@@ -146,8 +146,14 @@ struct Mapped {
 
 /// Each process's container and pod, read once per process from `<procfs>/<pid>/cgroup`
 /// and kept while rounds keep listing the pid; forgotten [`FORGET_AFTER`] after the last.
-/// A pid reused within that time keeps the old mapping: that takes the kernel's pids to
-/// wrap around in seconds.
+///
+/// A pid can be reused by a process in another container (with the default `pid_max` of
+/// 32768, a host that forks a thousand times a second comes round in half a minute). The
+/// kernel hands out pids in order, so every roll-up reads where the pid namespace's cursor
+/// is (`<procfs>/sys/kernel/ns_last_pid`, one small read) and forgets the pids it passed
+/// since the previous roll-up: a reused pid is read again, and a cached one is never
+/// another process's. Without that file (a kernel built without checkpoint/restore) every
+/// roll-up reads every process's file again.
 #[derive(Debug, Default)]
 pub(crate) struct ContainerMap {
     known: Mutex<Known>,
@@ -159,6 +165,33 @@ pub(crate) struct ContainerMap {
 struct Known {
     pids: HashMap<u32, Mapped>,
     memberships: HashSet<Arc<Membership>>,
+    /// The last pid handed out, as of the previous roll-up.
+    last_pid: Option<u32>,
+    /// Said once: without the cursor, mappings cannot be kept.
+    warned_no_cursor: bool,
+}
+
+impl Known {
+    /// Forgets what may be stale before a roll-up at `now`: pids the kernel handed out since
+    /// the previous roll-up (`last_pid` is where its cursor is now), or every pid if that is
+    /// not known, and pids no round listed for [`FORGET_AFTER`].
+    fn forget_stale(&mut self, last_pid: Option<u32>, now: Instant) {
+        let handed_out = |pid: u32| match (self.last_pid, last_pid) {
+            // The cursor moves up and wraps to the bottom: pids in (before, after].
+            (Some(before), Some(after)) if before <= after => pid > before && pid <= after,
+            (Some(before), Some(after)) => pid > before || pid <= after,
+            // The first roll-up (nothing cached yet), or no cursor: nothing can be trusted.
+            (None, Some(_)) => false,
+            (_, None) => true,
+        };
+        self.pids.retain(|&pid, entry| {
+            !handed_out(pid) && now.duration_since(entry.last_seen) < FORGET_AFTER
+        });
+        self.last_pid = last_pid;
+        // A membership no pid holds any more (its container is gone) is dropped too.
+        self.memberships
+            .retain(|shared| Arc::strong_count(shared) > 1);
+    }
 }
 
 /// A metric rolled up onto containers and pods: one value per node and series.
@@ -210,7 +243,19 @@ impl ContainerMap {
     pub(crate) fn roll_up(&self, procfs: &Path, points: &Points, rollup: Rollup) -> RolledUp {
         let now = Instant::now();
         let mut known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
-        let Known { pids, memberships } = &mut *known;
+        let last_pid = read_last_pid(procfs);
+        if last_pid.is_none() && !known.warned_no_cursor {
+            known.warned_no_cursor = true;
+            tracing::warn!(
+                file = %procfs.join(LAST_PID).display(),
+                "cannot read where the kernel's pid cursor is, so a reused pid cannot be told \
+                 from the process that had it: every roll-up reads each process's cgroup file again"
+            );
+        }
+        known.forget_stale(last_pid, now);
+        let Known {
+            pids, memberships, ..
+        } = &mut *known;
         // By the shared membership's address: the same container, the same key.
         let mut containers: HashMap<SharedKey<'_>, (Arc<Membership>, Accumulated)> = HashMap::new();
         for PointRef {
@@ -250,9 +295,6 @@ impl ContainerMap {
                 .and_modify(|(_, acc)| acc.add(value))
                 .or_insert_with(|| (Arc::clone(membership), Accumulated::new(value)));
         }
-        pids.retain(|_, entry| now.duration_since(entry.last_seen) < FORGET_AFTER);
-        // A membership no pid holds any more (its container is gone) is dropped too.
-        memberships.retain(|shared| Arc::strong_count(shared) > 1);
         drop(known);
 
         let mut pods: HashMap<(&PodUid, Option<&str>), Accumulated> = HashMap::new();
@@ -291,6 +333,17 @@ impl Accumulated {
         self.max = self.max.max(other.max);
         self.count += other.count;
     }
+}
+
+/// The pid namespace's last pid handed out, under procfs.
+const LAST_PID: &str = "sys/kernel/ns_last_pid";
+
+fn read_last_pid(procfs: &Path) -> Option<u32> {
+    std::fs::read_to_string(procfs.join(LAST_PID))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// The process's membership, or `None` if it is on the host or gone (it exited between the
@@ -480,15 +533,26 @@ mod tests {
         assert_eq!(m.pod.expect("pod").node_id(""), format!("{UID};<pod>"));
     }
 
-    /// A procfs tree with a cgroup file per pid.
+    /// A procfs tree with a cgroup file per pid, the pid cursor after the last of them.
     fn procfs(processes: &[(u32, String)]) -> tempfile::TempDir {
         let root = tempfile::tempdir().expect("tempdir");
         for (pid, cgroup) in processes {
-            let dir = root.path().join(pid.to_string());
-            std::fs::create_dir(&dir).expect("pid dir");
-            std::fs::write(dir.join("cgroup"), cgroup).expect("cgroup");
+            write_cgroup(root.path(), *pid, cgroup);
         }
+        std::fs::create_dir_all(root.path().join("sys/kernel")).expect("sys dir");
+        let last = processes.iter().map(|(pid, _)| *pid).max().unwrap_or(1);
+        set_last_pid(root.path(), last);
         root
+    }
+
+    fn write_cgroup(root: &Path, pid: u32, cgroup: &str) {
+        let dir = root.join(pid.to_string());
+        std::fs::create_dir_all(&dir).expect("pid dir");
+        std::fs::write(dir.join("cgroup"), cgroup).expect("cgroup");
+    }
+
+    fn set_last_pid(root: &Path, pid: u32) {
+        std::fs::write(root.join(LAST_PID), format!("{pid}\n")).expect("ns_last_pid");
     }
 
     fn sorted(points: &Points) -> Vec<(String, Option<String>, f64)> {
@@ -562,9 +626,12 @@ mod tests {
             ]
         );
 
-        // The mapping is read once per process: with the files gone, the same answer.
-        drop(root);
-        let again = map.roll_up(Path::new("/nonexistent"), &points, Rollup::Sum);
+        // The mapping is read once per process: with the files gone (and no pid handed out
+        // since), the same answer.
+        for pid in [10, 11, 20, 30] {
+            std::fs::remove_file(root.path().join(format!("{pid}/cgroup"))).expect("rm");
+        }
+        let again = map.roll_up(root.path(), &points, Rollup::Sum);
         assert_eq!(sorted(&again.containers), sorted(&rolled.containers));
 
         // The other reductions, over the pod's three 200 values (1, 2 and 4).
@@ -573,13 +640,70 @@ mod tests {
             (Rollup::Max, 4.0),
             (Rollup::Min, 1.0),
         ] {
-            let rolled = map.roll_up(Path::new("/nonexistent"), &points, rollup);
+            let rolled = map.roll_up(root.path(), &points, rollup);
             let pod_200 = sorted(&rolled.pods)[0].2;
             assert!((pod_200 - expected).abs() < 1e-12, "{rollup:?}: {pod_200}");
         }
         assert_eq!(
-            map.roll_up(Path::new("/nonexistent"), &points, Rollup::None),
+            map.roll_up(root.path(), &points, Rollup::None),
             RolledUp::default()
+        );
+    }
+
+    /// The container that pid 10's value lands on, after one roll-up.
+    fn container_of_pid_10(map: &ContainerMap, root: &Path) -> Vec<String> {
+        let mut points = Points::default();
+        points.push("h;10", None, ValueRef::Number(1.0));
+        sorted(&map.roll_up(root, &points, Rollup::Sum).containers)
+            .into_iter()
+            .map(|(node, _, _)| node)
+            .collect()
+    }
+
+    #[test]
+    fn a_reused_pid_is_read_again_and_a_kept_one_is_not() {
+        let docker = |id: &str| format!("0::/system.slice/docker-{id}.scope\n");
+        let root = procfs(&[(10, docker(ID)), (40, docker(ID))]);
+        let map = ContainerMap::default();
+        let first = vec![format!("{ID};<container>")];
+        let second = vec![format!("{OTHER};<container>")];
+        assert_eq!(container_of_pid_10(&map, root.path()), first);
+
+        // Pid 10 now reads as another container, but the kernel has handed out no pid, or
+        // only pids above 10: the mapping kept is the same process's, and is not read again.
+        write_cgroup(root.path(), 10, &docker(OTHER));
+        assert_eq!(container_of_pid_10(&map, root.path()), first);
+        set_last_pid(root.path(), 32_000);
+        assert_eq!(container_of_pid_10(&map, root.path()), first);
+
+        // The cursor wrapped past 10: pid 10 may be a new process, and is read again.
+        set_last_pid(root.path(), 300 + 10);
+        assert_eq!(container_of_pid_10(&map, root.path()), second);
+
+        // Up to exactly 10 without wrapping, from below it.
+        let map = ContainerMap::default();
+        write_cgroup(root.path(), 10, &docker(ID));
+        set_last_pid(root.path(), 9);
+        assert_eq!(container_of_pid_10(&map, root.path()), first);
+        write_cgroup(root.path(), 10, &docker(OTHER));
+        set_last_pid(root.path(), 10);
+        assert_eq!(container_of_pid_10(&map, root.path()), second);
+    }
+
+    #[test]
+    fn without_the_pid_cursor_every_roll_up_reads_again() {
+        let docker = |id: &str| format!("0::/system.slice/docker-{id}.scope\n");
+        let root = procfs(&[(10, docker(ID))]);
+        std::fs::remove_file(root.path().join(LAST_PID)).expect("rm");
+        let map = ContainerMap::default();
+        assert_eq!(
+            container_of_pid_10(&map, root.path()),
+            vec![format!("{ID};<container>")]
+        );
+        write_cgroup(root.path(), 10, &docker(OTHER));
+        assert_eq!(
+            container_of_pid_10(&map, root.path()),
+            vec![format!("{OTHER};<container>")]
         );
     }
 

@@ -144,4 +144,8 @@ pub(crate) fn write_procfs(root: &std::path::Path, nodes: u32) {
         std::fs::create_dir_all(&dir).expect("pid dir");
         std::fs::write(dir.join("cgroup"), cgroup).expect("cgroup");
     }
+    // The kernel's pid cursor, as a live /proc has it: without it every round reads every
+    // cgroup file again.
+    std::fs::create_dir_all(root.join("sys/kernel")).expect("sys dir");
+    std::fs::write(root.join("sys/kernel/ns_last_pid"), format!("{nodes}\n")).expect("cursor");
 }
