@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::ids::{NodeKey, ThisHost, validate_key};
 
@@ -383,6 +383,7 @@ pub struct Context {
     pub(crate) plugin_id: String,
     pub(crate) procfs: PathBuf,
     pub(crate) since_last_sample: Option<Duration>,
+    pub(crate) started: Instant,
     pub(crate) options: HashMap<String, String>,
     /// Every option key a collector asked for, shared by the plugin's contexts, so that a
     /// `--set` key no collector reads gets a warning.
@@ -397,6 +398,7 @@ impl Context {
             plugin_id: String::from("test"),
             procfs: procfs.into(),
             since_last_sample: None,
+            started: Instant::now(),
             options: HashMap::new(),
             options_asked: None,
         }
@@ -425,6 +427,13 @@ impl Context {
     /// Time since this collector's previous run started, `None` on the first one.
     pub fn since_last_sample(&self) -> Option<Duration> {
         self.since_last_sample
+    }
+
+    /// When this run started: the moment its values are dated in the report. A rate
+    /// measured from one run's `started` to the next spans exactly the time between its
+    /// samples' dates, so rate × time adds up to the count, however long the runs take.
+    pub fn started(&self) -> Instant {
+        self.started
     }
 
     /// A `--set key=value` option given on the command line.

@@ -168,12 +168,13 @@ impl Sampler {
         self.slots.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn context(&self, since_last_sample: Option<Duration>) -> Context {
+    fn context(&self, since_last_sample: Option<Duration>, started: Instant) -> Context {
         Context {
             host_id: self.config.host_id.clone(),
             plugin_id: self.config.spec.id().to_owned(),
             procfs: self.config.procfs.clone(),
             since_last_sample,
+            started,
             options: self.config.options.clone(),
             options_asked: Some(Arc::clone(&self.options_asked)),
         }
@@ -300,8 +301,14 @@ impl Sampler {
     pub(crate) async fn run_once(&self, index: usize, runner: &mut Runner) -> Outcome {
         self.lock_slots()[index].stats.running = true;
         let in_flight = RunInFlight::start(&self.runs_in_flight);
-        let started = Instant::now();
-        let context = self.context(runner.last_start.map(|at| started.duration_since(at)));
+        // The values are dated when the run starts, not when they are stored: the time a
+        // run and its roll-up take varies, and dates spaced by it would not match the
+        // intervals rate collectors measure from `Context::started`.
+        let (started, date) = (Instant::now(), Timestamp::now());
+        let context = self.context(
+            runner.last_start.map(|at| started.duration_since(at)),
+            started,
+        );
         runner.last_start = Some(started);
         let timeout = runner
             .collector
@@ -309,7 +316,7 @@ impl Sampler {
             .unwrap_or_else(|| self.interval_of(runner.collector));
         let mut outcome = runner.run(context, timeout).await;
         let rolled_up = self.roll_up(runner.collector, &mut outcome).await;
-        self.record(index, &mut outcome, rolled_up, started.elapsed());
+        self.record(index, &mut outcome, rolled_up, date, started.elapsed());
         drop(in_flight);
         self.changed.notify_one();
         outcome
@@ -362,9 +369,9 @@ impl Sampler {
         index: usize,
         outcome: &mut Outcome,
         rolled_up: Option<Arc<RolledUp>>,
+        date: Timestamp,
         took: Duration,
     ) {
-        let now = Timestamp::now();
         let mut slots = self.lock_slots();
         let slot = &mut slots[index];
         let error = match outcome {
@@ -374,7 +381,7 @@ impl Sampler {
                 None
             }
             Outcome::Collected(Collected::Values(values)) => {
-                slot.values = Some(Arc::new((now, std::mem::take(values))));
+                slot.values = Some(Arc::new((date, std::mem::take(values))));
                 slot.rolled_up = rolled_up;
                 None
             }
@@ -702,5 +709,82 @@ impl Registry {
             .copied()
             .filter(|c| (c.enabled_by_default || named(enable, c)) && !named(disable, c))
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::any::Any;
+
+    use super::*;
+    use crate::collector::{Location, Point, Value};
+    use crate::report::MetricFormat;
+
+    /// When the slow collector's run ended.
+    static SLOW_RUN_ENDED: Mutex<Option<Timestamp>> = Mutex::new(None);
+
+    /// A collector that takes a while, as one reading many files does.
+    fn slow(_: &mut (dyn Any + Send), ctx: &Context) -> anyhow::Result<Collected> {
+        std::thread::sleep(Duration::from_millis(200));
+        *SLOW_RUN_ENDED.lock().expect("lock") = Some(Timestamp::now());
+        Ok(Collected::Values(
+            vec![Point::new(
+                ThisHost.node_id(ctx.host_id()),
+                Value::Number(1.0),
+            )]
+            .into(),
+        ))
+    }
+
+    static SLOW: Collector = Collector {
+        topology: Topology::Host,
+        id: "slow",
+        label: "Slow",
+        kind: Kind::Metric {
+            format: MetricFormat::Number,
+            min: None,
+            max: None,
+        },
+        priority: None,
+        interval: None,
+        timeout: None,
+        enabled_by_default: true,
+        namespaced: true,
+        rollup: Rollup::None,
+        description: "takes 200 ms",
+        location: Location {
+            module_path: module_path!(),
+            file: file!(),
+            line: line!(),
+        },
+        new_state: || Box::new(()),
+        collect: slow,
+    };
+
+    #[test]
+    fn values_are_dated_when_their_run_starts_not_when_it_ends() {
+        let config = SamplerConfig {
+            spec: PluginSpec::new("test", "Test").expect("spec"),
+            host_id: String::from("h"),
+            interval: Duration::from_secs(5),
+            procfs: PathBuf::from("/proc"),
+            options: HashMap::new(),
+        };
+        let sampler = Sampler::new(config, &[&SLOW]);
+        let before = Timestamp::now();
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(run_all_once(&sampler));
+        let date = sampler.lock_slots()[0].values.as_ref().expect("values").0;
+        let ended = SLOW_RUN_ENDED
+            .lock()
+            .expect("lock")
+            .expect("the collector ran");
+        assert!(
+            before <= date && date < ended,
+            "dated {date:?}, run from {before:?} to {ended:?}"
+        );
     }
 }

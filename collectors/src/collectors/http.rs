@@ -62,7 +62,7 @@ impl Previous {
     /// first), and each process's counters now and at the previous reading. A process that
     /// was not there, or whose pid now belongs to a new process, counts from zero.
     fn advance(&mut self, ctx: &Context) -> anyhow::Result<Option<Interval>> {
-        let now = Instant::now();
+        let now = ctx.started();
         let current = with_probe(count_unix(ctx), |probe| {
             // Paused (the `pause_http` control): nothing is counted, so no rates; the
             // first reading after resuming starts afresh.
