@@ -147,8 +147,9 @@ struct Mapped {
 /// Each process's container and pod, read once per process from `<procfs>/<pid>/cgroup`
 /// and kept while rounds keep listing the pid; forgotten [`FORGET_AFTER`] after the last.
 ///
-/// A pid can be reused by a process in another container (with the default `pid_max` of
-/// 32768, a host that forks a thousand times a second comes round in half a minute). The
+/// A pid can be reused by a process in another container (with a `pid_max` of 32768, the
+/// kernel's default on small machines, a host that forks a thousand times a second comes
+/// round in half a minute). The
 /// kernel hands out pids in order, so every roll-up reads where the pid namespace's cursor
 /// is (`<procfs>/sys/kernel/ns_last_pid`, one small read) and forgets the pids it passed
 /// since the previous roll-up: a reused pid is read again, and a cached one is never
@@ -180,9 +181,9 @@ impl Known {
             // The cursor moves up and wraps to the bottom: pids in (before, after].
             (Some(before), Some(after)) if before <= after => pid > before && pid <= after,
             (Some(before), Some(after)) => pid > before || pid <= after,
-            // The first roll-up (nothing cached yet), or no cursor: nothing can be trusted.
-            (None, Some(_)) => false,
-            (_, None) => true,
+            // No cursor now or at the previous roll-up (the first one, when nothing is
+            // cached yet): nothing cached can be trusted.
+            (None, _) | (_, None) => true,
         };
         self.pids.retain(|&pid, entry| {
             !handed_out(pid) && now.duration_since(entry.last_seen) < FORGET_AFTER
