@@ -954,6 +954,38 @@ macro_rules! register_collector {
     };
 }
 
+/// The crate's tests' collector: a host metric with every option at its default and no
+/// state. Tests change what they need with `..Collector::for_tests(id, collect)`.
+#[cfg(test)]
+impl Collector {
+    pub(crate) const fn for_tests(id: &'static str, collect: CollectFn) -> Self {
+        Self {
+            topology: Topology::Host,
+            id,
+            label: id,
+            kind: Kind::Metric {
+                format: MetricFormat::Number,
+                min: None,
+                max: None,
+            },
+            priority: None,
+            interval: None,
+            timeout: None,
+            enabled_by_default: true,
+            namespaced: true,
+            rollup: Rollup::None,
+            description: "",
+            location: Location {
+                module_path: module_path!(),
+                file: file!(),
+                line: line!(),
+            },
+            new_state: crate::__private::new_state::<()>,
+            collect,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1042,23 +1074,9 @@ mod tests {
         const fn collector(id: &'static str, kind: Kind) -> Collector {
             Collector {
                 topology: Topology::Process,
-                id,
                 label: "L",
                 kind,
-                priority: None,
-                interval: None,
-                timeout: None,
-                enabled_by_default: true,
-                namespaced: true,
-                rollup: Rollup::None,
-                description: "",
-                location: Location {
-                    module_path: "m",
-                    file: "f.rs",
-                    line: 1,
-                },
-                new_state: crate::__private::new_state::<()>,
-                collect,
+                ..Collector::for_tests(id, collect)
             }
         }
         static TABLE: Collector = collector("ports", Kind::Table { columns: COLUMNS });

@@ -167,8 +167,6 @@ mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};
 
     use super::*;
-    use crate::collector::{Kind, Location};
-    use crate::report::{MetricFormat, Topology};
 
     /// Per test (tests run in parallel): whether the stalling collector is asleep, and
     /// whether the quick one ran meanwhile.
@@ -207,28 +205,8 @@ mod tests {
 
     const fn collector(id: &'static str, collect: crate::collector::CollectFn) -> Collector {
         Collector {
-            topology: Topology::Host,
-            id,
-            label: id,
-            kind: Kind::Metric {
-                format: MetricFormat::Number,
-                min: None,
-                max: None,
-            },
-            priority: None,
-            interval: None,
-            timeout: None,
-            enabled_by_default: true,
-            namespaced: true,
-            rollup: crate::Rollup::None,
-            description: "",
-            location: Location {
-                module_path: module_path!(),
-                file: file!(),
-                line: line!(),
-            },
             new_state: calls,
-            collect,
+            ..Collector::for_tests(id, collect)
         }
     }
 

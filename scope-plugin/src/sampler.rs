@@ -717,8 +717,7 @@ mod tests {
     use std::any::Any;
 
     use super::*;
-    use crate::collector::{Location, Point, Value};
-    use crate::report::MetricFormat;
+    use crate::collector::{Point, Value};
 
     /// When the slow collector's run ended.
     static SLOW_RUN_ENDED: Mutex<Option<Timestamp>> = Mutex::new(None);
@@ -736,30 +735,7 @@ mod tests {
         ))
     }
 
-    static SLOW: Collector = Collector {
-        topology: Topology::Host,
-        id: "slow",
-        label: "Slow",
-        kind: Kind::Metric {
-            format: MetricFormat::Number,
-            min: None,
-            max: None,
-        },
-        priority: None,
-        interval: None,
-        timeout: None,
-        enabled_by_default: true,
-        namespaced: true,
-        rollup: Rollup::None,
-        description: "takes 200 ms",
-        location: Location {
-            module_path: module_path!(),
-            file: file!(),
-            line: line!(),
-        },
-        new_state: || Box::new(()),
-        collect: slow,
-    };
+    static SLOW: Collector = Collector::for_tests("slow", slow);
 
     #[test]
     fn values_are_dated_when_their_run_starts_not_when_it_ends() {
