@@ -228,6 +228,28 @@ pub fn json(body: &[u8]) -> serde_json::Value {
     serde_json::from_slice(body).expect("body is JSON")
 }
 
+/// Polls the plugin on `socket` until `check` holds for its report (collectors run in the
+/// background), for up to 10 s; returns that report.
+pub fn wait_for_report(
+    socket: &Path,
+    check: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, body) =
+            raw_request(socket, "GET /report HTTP/1.1\r\nHost: plugin\r\n\r\n").expect("report");
+        let report = json(&body);
+        if check(&report) {
+            return report;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "report never satisfied the condition: {report:#}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

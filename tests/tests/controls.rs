@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use scope_plugin_check::judge;
 use scope_plugin_tests::{
-    RunningPlugin, built_binary, json, post_control, probe_click_body, raw_request,
+    RunningPlugin, built_binary, json, post_control, probe_click_body, raw_request, wait_for_report,
 };
 
 const PLUGIN: &str = "example-iowait-switch";
@@ -58,31 +58,16 @@ fn host_buttons(report: &serde_json::Value) -> String {
 
 /// Waits until the main report's host node has `metric` and not `absent`.
 fn wait_for_metric(plugin: &RunningPlugin, metric: &str, absent: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (_, body) = raw_request(
-            &plugin.socket,
-            "GET /report HTTP/1.1\r\nHost: plugin\r\n\r\n",
-        )
-        .expect("report");
-        let report = json(&body);
+    let report = wait_for_report(&plugin.socket, |report| {
         let metrics = &report["Host"]["nodes"][HOST]["metrics"];
-        if metrics[format!("{PLUGIN}_{metric}")].is_object()
+        metrics[format!("{PLUGIN}_{metric}")].is_object()
             && metrics[format!("{PLUGIN}_{absent}")].is_null()
-        {
-            // The metrics plugin stays a plain reporter: no buttons of its own to hide others.
-            assert_eq!(
-                report["Plugins"][0]["interfaces"],
-                serde_json::json!(["reporter"])
-            );
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "never showed {metric} alone: {report}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    });
+    // The metrics plugin stays a plain reporter: no buttons of its own to hide others.
+    assert_eq!(
+        report["Plugins"][0]["interfaces"],
+        serde_json::json!(["reporter"])
+    );
 }
 
 #[test]

@@ -2,10 +2,10 @@
 
 use std::io::Write;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use scope_plugin_check::{Level, ProbeClient, judge};
-use scope_plugin_tests::{RunningPlugin, json, raw_request, read_response};
+use scope_plugin_tests::{RunningPlugin, json, raw_request, read_response, wait_for_report};
 
 const PLUGIN: &str = env!("CARGO_BIN_EXE_test-plugin");
 
@@ -32,34 +32,10 @@ fn must_findings(body: &[u8], id: &str) -> Vec<String> {
         .collect()
 }
 
-/// Polls until `check` holds for the report (collectors run in the background).
-fn wait_for_report(
-    plugin: &RunningPlugin,
-    check: impl Fn(&serde_json::Value) -> bool,
-) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (_, body) = raw_request(
-            &plugin.socket,
-            "GET /report HTTP/1.1\r\nHost: plugin\r\n\r\n",
-        )
-        .expect("report");
-        let report = json(&body);
-        if check(&report) {
-            return report;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "report never satisfied the condition: {report:#}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn report_satisfies_every_must_rule_with_probe_query() {
     let plugin = RunningPlugin::start(PLUGIN, "test-plugin", &[]);
-    wait_for_report(&plugin, |r| r["Process"]["nodes"].is_object());
+    wait_for_report(&plugin.socket, |r| r["Process"]["nodes"].is_object());
     let poll = runtime().block_on(async {
         let mut client = ProbeClient::with_probe_id(&plugin.socket, "ab12");
         client.get_report().await.expect("probe-like poll succeeds")
@@ -219,7 +195,7 @@ fn a_directory_we_did_not_create_is_kept() {
 #[test]
 fn panicking_hanging_and_failing_collectors_lose_only_their_own_values() {
     let plugin = RunningPlugin::start(PLUGIN, "test-plugin", &["--enable", "panics,hangs,fails"]);
-    let report = wait_for_report(&plugin, |r| {
+    let report = wait_for_report(&plugin.socket, |r| {
         let latest = &r["Host"]["nodes"]["test-host;<host>"]["latest"];
         ["panics", "hangs", "fails"]
             .iter()
