@@ -3,7 +3,8 @@
 //! parent (see `Lineage`), so that forking servers and their containers count exactly.
 //!
 //! Both metrics read the same in-kernel counters (see bpf/http.bpf.c); each keeps its
-//! previous reading and divides the increase by the real time between readings. The first
+//! previous reading and divides the increase by the time between the two runs' starts
+//! (`Context::started`), which is also the time between the samples' dates. The first
 //! sample loads the program (aya parses the kernel BTF), hence the long timeout.
 
 use std::collections::HashMap;
