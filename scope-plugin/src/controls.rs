@@ -79,8 +79,14 @@ pub(crate) fn controls_plugin_id(plugin_id: &str) -> String {
 /// Every registered control, sorted, checked like the collectors: ids Scope and its UI can
 /// carry, an icon, the topologies controls are safe on, no id twice.
 pub(crate) fn load() -> Result<Vec<&'static Control>, String> {
-    let mut controls: Vec<&'static Control> = inventory::iter::<Control>.into_iter().collect();
-    controls.sort_by_key(|c| (c.topology, c.id));
+    checked(inventory::iter::<Control>.into_iter().collect())
+}
+
+/// `controls` sorted and checked (see [`load`]).
+fn checked(mut controls: Vec<&'static Control>) -> Result<Vec<&'static Control>, String> {
+    // By id first: a click names only the control's id, so an id is unique across
+    // topologies too, and duplicates sort next to each other.
+    controls.sort_by_key(|c| (c.id, c.topology));
     for pair in controls.windows(2) {
         if pair[0].id == pair[1].id {
             return Err(format!(
@@ -89,6 +95,7 @@ pub(crate) fn load() -> Result<Vec<&'static Control>, String> {
             ));
         }
     }
+    controls.sort_by_key(|c| (c.topology, c.id));
     for control in &controls {
         validate_key(control.id).map_err(|e| format!("control at {}: {e}", control.location))?;
         if !matches!(control.topology, Topology::Host | Topology::Process) {
@@ -416,4 +423,49 @@ async fn control(
 ) -> Response {
     let probe_id = probe_id(query.as_deref());
     controls.click(&headers, &body, probe_id.as_deref()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const fn control(topology: Topology, id: &'static str) -> Control {
+        Control {
+            topology,
+            id,
+            human: id,
+            icon: "fa-play",
+            confirmation: None,
+            rank: 0,
+            location: Location {
+                module_path: module_path!(),
+                file: file!(),
+                line: line!(),
+            },
+            shown: |_| Ok(Vec::new()),
+            run: |_, _| Ok(()),
+        }
+    }
+
+    static HOST_A: Control = control(Topology::Host, "a");
+    static HOST_X: Control = control(Topology::Host, "x");
+    static PROCESS_B: Control = control(Topology::Process, "b");
+    static PROCESS_X: Control = control(Topology::Process, "x");
+
+    #[test]
+    fn an_id_is_unique_across_topologies_since_a_click_names_only_the_id() {
+        let error =
+            checked(vec![&PROCESS_X, &HOST_A, &PROCESS_B, &HOST_X]).expect_err("x is there twice");
+        assert!(error.contains("two controls have the id \"x\""), "{error}");
+        let ids: Vec<_> = checked(vec![&PROCESS_B, &HOST_X, &HOST_A])
+            .expect("distinct ids")
+            .iter()
+            .map(|c| c.id)
+            .collect();
+        assert_eq!(
+            ids,
+            ["b", "a", "x"],
+            "by topology (processes first), then id"
+        );
+    }
 }
