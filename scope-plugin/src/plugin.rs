@@ -119,11 +119,6 @@ impl Plugin {
                 "host id {host_id:?} cannot be used in Scope node ids (empty or contains ';')"
             )));
         }
-        let mut control_context =
-            crate::collector::Context::new(host_id.clone(), cli.procfs.clone());
-        for (key, value) in &cli.options {
-            control_context = control_context.with_option(key.clone(), value.clone());
-        }
         let config = SamplerConfig {
             spec,
             host_id,
@@ -185,9 +180,13 @@ impl Plugin {
                         message: e.to_string(),
                         code: 1,
                     })?;
-                let served =
-                    crate::controls::Controls::new(self.id, self.label, controls, control_context)
-                        .map_err(|message| Failure { message, code: 2 })?;
+                let served = crate::controls::Controls::new(
+                    self.id,
+                    self.label,
+                    controls,
+                    sampler.controls_context(),
+                )
+                .map_err(|message| Failure { message, code: 2 })?;
                 tracing::info!(
                     socket = %controls_socket.path().display(),
                     "serving the controls as Scope plugin {controls_id}"

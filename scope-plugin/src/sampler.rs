@@ -180,6 +180,13 @@ impl Sampler {
         }
     }
 
+    /// The context the plugin's controls run with: the collectors' plugin id, host, procfs
+    /// and options, and an option a control reads counts as read. Made once, so its
+    /// `started` is only when the controls server started.
+    pub(crate) fn controls_context(&self) -> Context {
+        self.context(None, Instant::now())
+    }
+
     /// Once every collector has sampled: warns about each `--set` key that none of them
     /// asked for (most likely a typo), naming the keys they did ask for.
     fn warn_about_unread_options(&self, slots: &[Slot]) {
