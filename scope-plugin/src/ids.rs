@@ -95,9 +95,10 @@ impl FromNodeId for Pid {
     fn from_node_id(node_id: &str, host_id: &str) -> Option<Self> {
         let (host, pid) = node_id.split_once(';')?;
         // Digits only: `parse` would also take a leading '+'.
-        (host == host_id && !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| pid.parse().ok().map(Pid))
-            .flatten()
+        if host != host_id || pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        pid.parse().ok().map(Pid)
     }
 }
 
@@ -260,6 +261,7 @@ impl NodeKey for Endpoint {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
     fn clicked_node_ids_read_back_only_as_this_hosts() {
@@ -279,7 +281,6 @@ mod tests {
             assert_eq!(Pid::from_node_id(wrong, "h"), None, "{wrong}");
         }
     }
-    use super::*;
 
     #[test]
     fn node_ids_match_scope_conventions() {
