@@ -210,6 +210,15 @@ impl HttpProbe {
         })
     }
 
+    /// One of the loaded raw tracepoint programs.
+    fn raw_program(&mut self, program: &str) -> anyhow::Result<&mut RawTracePoint> {
+        Ok(self
+            .ebpf
+            .program_mut(program)
+            .with_context(|| format!("no program {program}"))?
+            .try_into()?)
+    }
+
     /// Whether the socket programs are detached.
     pub(crate) fn paused(&self) -> bool {
         self.socket_links.is_empty()
@@ -218,12 +227,8 @@ impl HttpProbe {
     /// Detaches the socket programs: socket reads and writes then run no BPF at all.
     pub(crate) fn pause(&mut self) -> anyhow::Result<()> {
         for (program, link) in std::mem::take(&mut self.socket_links) {
-            let raw: &mut RawTracePoint = self
-                .ebpf
-                .program_mut(program)
-                .with_context(|| format!("no program {program}"))?
-                .try_into()?;
-            raw.detach(link)
+            self.raw_program(program)?
+                .detach(link)
                 .with_context(|| format!("cannot detach {program}"))?;
         }
         Ok(())
@@ -235,12 +240,8 @@ impl HttpProbe {
             return Ok(());
         }
         for (program, tracepoint) in SOCKET_PROGRAMS {
-            let raw: &mut RawTracePoint = self
-                .ebpf
-                .program_mut(program)
-                .with_context(|| format!("no program {program}"))?
-                .try_into()?;
-            let link = raw
+            let link = self
+                .raw_program(program)?
                 .attach(tracepoint)
                 .with_context(|| format!("cannot attach {program} to {tracepoint}"))?;
             self.socket_links.push((program, link));
