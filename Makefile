@@ -55,17 +55,20 @@ test: lint docker-setup validate-setup
 # Benchmarks (BENCHMARKS.md): needs root for the eBPF figures, wrk and nginx, and Docker
 # for the image figures.
 # BEFORE=<git revision> also measures that revision's scale-plugin, side by side in the
-# scale section (built in a throw-away worktree under target/).
+# scale section; EBPF_BEFORE=<git revision> that revision's eBPF program, in the same rounds
+# of the pinned eBPF section. Each is built in a throw-away worktree under target/.
+build_before = dir=target/before-$(1); rm -rf "$$dir"; git worktree prune; \
+	git worktree add --detach -q "$$dir" $(1) && \
+	cargo build -q --release --manifest-path "$$dir/Cargo.toml" --target-dir target/before \
+		-p $(2) --bin $(3); status=$$?; \
+	git worktree remove --force "$$dir"; exit $$status
 bench: setup docker-setup
 	@for pkg in wrk nginx-light; do dpkg -s "$$pkg" >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$$pkg" >/dev/null; }; done
-	@if [ -n "$(BEFORE)" ]; then \
-		dir=target/before-$(BEFORE); rm -rf "$$dir"; git worktree prune; \
-		git worktree add --detach -q "$$dir" $(BEFORE) && \
-		cargo build -q --release --manifest-path "$$dir/Cargo.toml" --target-dir target/before \
-			-p scope-plugin-tests --bin scale-plugin; status=$$?; \
-		git worktree remove --force "$$dir"; exit $$status; \
-	fi
-	$(if $(BEFORE),SCALE_BEFORE=$(CURDIR)/target/before/release/scale-plugin) cargo bench -p scope-plugin-tests
+	$(if $(BEFORE),@($(call build_before,$(BEFORE),scope-plugin-tests,scale-plugin)))
+	$(if $(EBPF_BEFORE),@($(call build_before,$(EBPF_BEFORE),collectors,collectors)))
+	$(if $(BEFORE),SCALE_BEFORE=$(CURDIR)/target/before/release/scale-plugin) \
+	$(if $(EBPF_BEFORE),EBPF_BEFORE=$(EBPF_BEFORE) EBPF_BEFORE_BINARY=$(CURDIR)/target/before/release/collectors) \
+		cargo bench -p scope-plugin-tests
 
 # Coverage-guided fuzzing (cargo-fuzz, libFuzzer; needs the nightly toolchain): each target
 # for FUZZ_SECONDS, from the corpus in the repository (collectors/fuzz/corpus/<target>,

@@ -11,7 +11,9 @@
  * that connected (a client end); a read-/write-family syscall; its first bytes (up to
  * HTTP_SCAN_MAX, one copy) look like a request or status line; the socket is a stream
  * socket of the wanted family and the one the syscall names. Only then is the copy
- * scanned and the process's counters updated. Two more programs keep the state bounded
+ * scanned and the process's counters updated. A response on a server's end with one
+ * request unanswered costs less: its status line is copied, and nothing is scanned
+ * (answered_alone). Two more programs keep the state bounded
  * and exact: TCP state changes (SOCKETS) and process exits (EXITED, below).
  */
 #include "vmlinux_min.h"
@@ -104,6 +106,10 @@ struct socket_slot {
 	 * (odd multiplier: a mixed slot passes only if the sockets' address difference times it
 	 * equals their owners' difference). */
 	__u64 check;
+	/* A server's end: requests counted and not yet answered (see answered_alone). Not
+	 * covered by `check`: a wrong value costs a full scan, or, in a race with another
+	 * socket taking the slot, reads one status line where a scan would find more. */
+	__u64 unanswered;
 };
 
 #define SOCKET_CHECK_MUL 0x9e3779b97f4a7c15ULL
@@ -136,6 +142,7 @@ static __always_inline void cache_owner(struct socket_slot *slot, __u64 sk, __u6
 	slot->sk = sk;
 	slot->owner = owner;
 	slot->check = sk * SOCKET_CHECK_MUL + owner;
+	slot->unanswered = 0;
 }
 
 /* The scan state lives in map memory, not on the stack: values loaded from a map are
@@ -243,9 +250,8 @@ static __always_inline int is_syscall_socket(struct task_struct *task, unsigned 
 
 /* A TCP (or, if asked, unix) stream socket, and the one the syscall's fd names? */
 static __always_inline int wanted_socket(struct task_struct *task, unsigned long fd, struct sock *sk,
-					 struct socket_slot *slot, __u64 cached)
+					 struct socket_slot *slot, __u64 cached, __u64 owner)
 {
-	__u64 owner = (__u64)task->tgid << 32 | (__u32)fd;
 	if (cached == owner)
 		return 1;
 	if (BPF_CORE_READ(sk, sk_type) != SOCK_STREAM)
@@ -337,6 +343,47 @@ static __always_inline void record(struct task_struct *task, struct http_scan *s
 	}
 }
 
+/* A write on a server's end with exactly one request counted and unanswered holds that
+ * request's response and nothing after it: a second response would answer a request the
+ * server has not read yet, or one whose read the scan did not count (then the requests
+ * were not exact either). So its status line, 16 bytes, is all that is copied and read,
+ * where the headers (hundreds of bytes) would be copied and scanned. An interim response
+ * (1xx) may have the final one behind it, so it takes the full path. Returns 1 if it
+ * counted the response. */
+static __always_inline int answered_alone(struct task_struct *task, struct scratch *scratch,
+					  struct socket_slot *slot, const void *buf, __u32 len)
+{
+	if (len < 16 || bpf_probe_read_user(scratch->buf, 16, buf))
+		return 0;
+	http_scan_init(&scratch->scan, HTTP_DIR_WRITE, 16);
+	http_classify_start(&scratch->scan, scratch->buf);
+	if (scratch->scan.ncodes != 1 || scratch->scan.codes[0] < 200)
+		return 0;
+	slot->unanswered = 0;
+	record(task, &scratch->scan, HTTP_DIR_WRITE);
+	return 1;
+}
+
+/* Keeps the server end's count of unanswered requests after a full scan, if the slot is
+ * still this socket's. */
+static __always_inline void note_unanswered(struct socket_slot *slot, __u64 sk, __u64 owner,
+					    const struct http_scan *scan, int dir)
+{
+	if (cached_owner(slot, sk) != owner)
+		return;
+	if (dir == HTTP_DIR_READ) {
+		slot->unanswered += scan->requests;
+		return;
+	}
+	__u64 finals = 0;
+	for (int i = 0; i < HTTP_SCAN_MAX_CODES; i++) {
+		if (i >= scan->ncodes)
+			break;
+		finals += scan->codes[i] >= 200;
+	}
+	slot->unanswered = slot->unanswered > finals ? slot->unanswered - finals : 0;
+}
+
 /* The body of both socket hooks: `dir` says which one. */
 static __always_inline int on_socket_io(struct bpf_raw_tracepoint_args *ctx, int dir)
 {
@@ -412,6 +459,10 @@ static __always_inline int on_socket_io(struct bpf_raw_tracepoint_args *ctx, int
 		buf = vec[0].iov_base;
 		len = vec[0].iov_len < budget ? vec[0].iov_len : budget;
 	}
+	__u64 owner = (__u64)task->tgid << 32 | (__u32)fd;
+	if (dir == HTTP_DIR_WRITE && cached == owner && slot->unanswered == 1 &&
+	    answered_alone(task, scratch, slot, buf, len))
+		return 0;
 	if (bpf_probe_read_user(scratch->buf, len, buf))
 		return 0;
 	if (len < 8 && count > 1) {
@@ -420,7 +471,7 @@ static __always_inline int on_socket_io(struct bpf_raw_tracepoint_args *ctx, int
 	}
 	if (len < 8 || !http_scan_wanted(http_load_packed(scratch->buf, 0), dir))
 		return 0;
-	if (!wanted_socket(task, fd, sk, slot, cached))
+	if (!wanted_socket(task, fd, sk, slot, cached, owner))
 		return 0;
 	scan(scratch, dir, len);
 	/* The other iovecs are copied only if the first does not show them to be body (a
@@ -432,6 +483,7 @@ static __always_inline int on_socket_io(struct bpf_raw_tracepoint_args *ctx, int
 	}
 	if (scratch->scan.requests == 0 && scratch->scan.ncodes == 0)
 		return 0;
+	note_unanswered(slot, (__u64)sk, owner, &scratch->scan, dir);
 	record(task, &scratch->scan, dir);
 	return 0;
 }

@@ -139,6 +139,48 @@ fn each_syscall_family_counts_every_request_and_response() {
 }
 
 #[test]
+fn responses_written_together_or_behind_an_interim_one_each_count() {
+    if !bpf_allowed() {
+        return;
+    }
+    let plugin = Plugin::start(&[]);
+    // A response on a connection with one request unanswered has its status line read, and
+    // nothing else (answered_alone in bpf/http.bpf.c). Here two requests read apart are
+    // answered in one write: the second response must be found too.
+    let (batch, batch_port) = start_server("batch");
+    let mut stream = TcpStream::connect(format!("[::1]:{batch_port}")).expect("connect");
+    exchange(&mut stream, &[get("/"), get("/")].concat(), 2);
+    let counts = measure(&plugin, batch.0.id(), || {
+        for i in 0..5 {
+            stream.write_all(&get("/")).expect("send");
+            // So that the server reads the first request on its own.
+            std::thread::sleep(Duration::from_millis(20));
+            exchange(
+                &mut stream,
+                &get(if i % 2 == 0 { "/missing" } else { "/" }),
+                2,
+            );
+        }
+    });
+    assert_eq!(counts, (10, 7, 3), "batch: (requests, 200s, 404s)");
+    // "100 Continue" and the final response in one write, for one request: the final one
+    // is behind the interim one, so the status line alone is not enough.
+    let (interim, interim_port) = start_server("interim");
+    let mut stream = TcpStream::connect(format!("[::1]:{interim_port}")).expect("connect");
+    exchange(&mut stream, &get("/"), 1);
+    let counts = measure(&plugin, interim.0.id(), || {
+        for i in 0..6 {
+            exchange(
+                &mut stream,
+                &get(if i % 3 == 0 { "/missing" } else { "/" }),
+                1,
+            );
+        }
+    });
+    assert_eq!(counts, (6, 4, 2), "interim: (requests, 200s, 404s)");
+}
+
+#[test]
 fn processes_taking_turns_on_one_cpu_keep_exact_counts() {
     if !bpf_allowed() {
         return;

@@ -3,7 +3,10 @@
 usage: [HTTP_SERVER_CPU=N] http_servers.py MODE READY_FILE
 MODE: readwrite (read/write), recvsend (recvfrom/sendto), msg (recvmsg/sendmsg),
       vec (readv/writev), unix (AF_UNIX stream with recv/send), noise (no server: HTTP-looking
-      bytes through a file, a pipe, UDP and a unix socket pair, which must count nothing).
+      bytes through a file, a pipe, UDP and a unix socket pair, which must count nothing),
+      batch (read/write, but answers only once two requests are in, however many reads
+      that takes, in one write), interim (read/write, each response behind a
+      "100 Continue" in the same write).
 Writes its port (or socket path) to READY_FILE, then serves until killed. Every request in
 one read is answered (pipelining); /missing answers 404, anything else 200.
 """
@@ -28,15 +31,24 @@ def responses(data):
         path = request.split(b" ")[1] if b" " in request else b"/"
         status = b"404 Not Found" if path == b"/missing" else b"200 OK"
         body = b"hello\n"
+        if MODE == "interim":
+            out += b"HTTP/1.1 100 Continue\r\n\r\n"
         out += b"HTTP/1.1 " + status + b"\r\nContent-Length: 6\r\n\r\n" + body
     return out
 
 
 def serve(conn):
     fd = conn.fileno()
+    held = b""
     while True:
-        if MODE == "readwrite":
+        if MODE in ("readwrite", "interim"):
             data = os.read(fd, 65536)
+        elif MODE == "batch":
+            data = os.read(fd, 65536)
+            held += data
+            if data and held.count(b"\r\n\r\n") < 2:
+                continue
+            data, held = held, b""
         elif MODE == "msg":
             data = conn.recvmsg(65536)[0]
         elif MODE == "vec":
@@ -47,7 +59,7 @@ def serve(conn):
         if not data:
             return
         reply = responses(data)
-        if MODE == "readwrite":
+        if MODE in ("readwrite", "batch", "interim"):
             os.write(fd, reply)
         elif MODE == "msg":
             conn.sendmsg([reply])

@@ -1186,8 +1186,13 @@ fn unloaded_and_loaded<T>(pair: usize, mut measure: impl FnMut() -> T) -> (T, T)
 
 /// The plugin with only the eBPF collectors, ready (program attached).
 fn start_http_plugin() -> (Process, tempfile::TempDir) {
+    start_http_plugin_of(&collectors_binary())
+}
+
+/// `start_http_plugin` with another build of the collectors (an earlier revision's).
+fn start_http_plugin_of(binary: &Path) -> (Process, tempfile::TempDir) {
     let (process, socket, root) = start_plugin(
-        &collectors_binary(),
+        binary,
         "scope-collectors",
         &["--disable", "iowait,idle,steal,io_pressure"],
         &[],
@@ -1506,6 +1511,41 @@ fn quartile(mut values: Vec<f64>, q: f64) -> f64 {
     values[low] + (values[high] - values[low]) * (at - low as f64)
 }
 
+/// The collectors builds whose program the pinned section loads: this tree's, and with
+/// `make bench EBPF_BEFORE=<revision>` that revision's too, measured in the same pairs.
+fn pinned_variants() -> Vec<(String, PathBuf)> {
+    let mut variants = Vec::new();
+    if let Some(binary) = std::env::var_os("EBPF_BEFORE_BINARY") {
+        let revision = std::env::var("EBPF_BEFORE").unwrap_or_else(|_| "before".into());
+        variants.push((format!("before ({revision})"), PathBuf::from(binary)));
+    }
+    variants.push(("now".into(), collectors_binary()));
+    variants
+}
+
+/// One round of the pinned comparison: a run with no plugin and one with each variant's,
+/// in an order that rotates from round to round. Returns requests/s (not loaded, then each
+/// variant's).
+fn pinned_round(
+    round: usize,
+    variants: &[(String, PathBuf)],
+    measure: impl Fn() -> f64,
+) -> (f64, Vec<f64>) {
+    let runs = variants.len() + 1;
+    let mut results = vec![0.0; runs];
+    for step in 0..runs {
+        // Run 0 is the one with no plugin.
+        let run = (step + round) % runs;
+        let plugin = (run > 0).then(|| start_http_plugin_of(&variants[run - 1].1));
+        results[run] = measure();
+        if let Some((plugin, _root)) = plugin {
+            plugin.stop();
+        }
+    }
+    let off = results.remove(0);
+    (off, results)
+}
+
 /// (run time, runs) of every loaded program whose name starts with `http_`, by name.
 fn http_program_stats() -> Vec<(String, Duration, u64)> {
     let mut stats: Vec<(String, Duration, u64)> = aya::programs::loaded_programs()
@@ -1518,6 +1558,51 @@ fn http_program_stats() -> Vec<(String, Duration, u64)> {
         .collect();
     stats.sort_by(|a, b| a.0.cmp(&b.0));
     stats
+}
+
+/// The pinned section's throughput table: `pinned_pairs` rounds per response.
+fn print_pinned_ratios(port: u16, pinned_pairs: usize, variants: &[(String, PathBuf)]) {
+    println!(
+        "`taskset -c 0 wrk -t1 -c16 -d{PINNED_WRK_SECONDS}s` against nginx 1.22 with `worker_processes 1` \
+         under `taskset -c 1`, {pinned_pairs} rounds per response, each with a run without the \
+         plugin and a run with each build of it ({}), in an order that rotates. Ratio: \
+         requests/s loaded ÷ not loaded within each round; median and quartiles.\n",
+        variants
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "| response | plugin | requests/s not loaded (median) | loaded ÷ not loaded: median (Q1–Q3) | fewer requests/s | target |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for (label, path) in [
+        ("`return 200 \"ok\"`", "/ok"),
+        ("100-byte static file", "/file"),
+    ] {
+        let (mut ratios, mut unloaded) = (vec![Vec::new(); variants.len()], Vec::new());
+        for round in 0..pinned_pairs {
+            let (off, on) = pinned_round(round, variants, || {
+                pinned_wrk(port, path, PINNED_WRK_SECONDS).0
+            });
+            for (ratios, on) in ratios.iter_mut().zip(on) {
+                ratios.push(on / off);
+            }
+            unloaded.push(off);
+        }
+        let unloaded = quartile(unloaded, 0.5);
+        for ((name, _), ratios) in variants.iter().zip(ratios) {
+            let median = quartile(ratios.clone(), 0.5);
+            println!(
+                "| {label} | {name} | {unloaded:.0} | {median:.3} ({:.3}–{:.3}) | {:.1}% | ≤ 5%: {} |",
+                quartile(ratios.clone(), 0.25),
+                quartile(ratios, 0.75),
+                (1.0 - median) * 100.0,
+                yes(median >= 0.95)
+            );
+        }
+    }
 }
 
 fn ebpf_pinned() {
@@ -1535,42 +1620,12 @@ fn ebpf_pinned() {
         .unwrap_or(PINNED_PAIRS);
     let port = free_port();
     let (nginx, _dir) = start_pinned_nginx(port);
+    let variants = pinned_variants();
     println!(
         "\n## eBPF on a saturated server (nginx's one worker pinned to CPU 1, wrk to CPU 0)\n"
     );
-    println!(
-        "`taskset -c 0 wrk -t1 -c16 -d{PINNED_WRK_SECONDS}s` against nginx 1.22 with `worker_processes 1` \
-         under `taskset -c 1`, {pinned_pairs} pairs per response, the plugin loaded in one run of \
-         each pair and not in the other (order alternating). Ratio: requests/s loaded ÷ not \
-         loaded within each pair; median and quartiles.\n"
-    );
-    println!(
-        "| response | requests/s not loaded (median) | loaded ÷ not loaded: median (Q1–Q3) | fewer requests/s | target |"
-    );
-    println!("|---|---|---|---|---|");
-    for (label, path) in [
-        ("`return 200 \"ok\"`", "/ok"),
-        ("100-byte static file", "/file"),
-    ]
-    .into_iter()
-    .filter(|_| pinned_pairs > 0)
-    {
-        let (mut ratios, mut unloaded) = (Vec::new(), Vec::new());
-        for pair in 0..pinned_pairs {
-            let (off, on) =
-                unloaded_and_loaded(pair, || pinned_wrk(port, path, PINNED_WRK_SECONDS).0);
-            ratios.push(on / off);
-            unloaded.push(off);
-        }
-        let median = quartile(ratios.clone(), 0.5);
-        println!(
-            "| {label} | {:.0} | {median:.3} ({:.3}–{:.3}) | {:.1}% | ≤ 5%: {} |",
-            quartile(unloaded, 0.5),
-            quartile(ratios.clone(), 0.25),
-            quartile(ratios, 0.75),
-            (1.0 - median) * 100.0,
-            yes(median >= 0.95)
-        );
+    if pinned_pairs > 0 {
+        print_pinned_ratios(port, pinned_pairs, &variants);
     }
 
     // Per program, from the kernel's accounting, over one loaded run of each response.
@@ -1579,8 +1634,12 @@ fn ebpf_pinned() {
         nginx.stop();
         return;
     };
-    for (label, path) in [("`return 200`", "/ok"), ("100-byte static file", "/file")] {
-        let (plugin, _root) = start_http_plugin();
+    let responses = [("`return 200`", "/ok"), ("100-byte static file", "/file")];
+    for ((label, path), (name, binary)) in responses
+        .into_iter()
+        .flat_map(|response| variants.iter().map(move |variant| (response, variant)))
+    {
+        let (plugin, _root) = start_http_plugin_of(binary);
         std::fs::write(STATS, "1").expect("enable bpf stats");
         let start = http_program_stats();
         let (_, requests) = pinned_wrk(port, path, PINNED_WRK_SECONDS);
@@ -1588,8 +1647,8 @@ fn ebpf_pinned() {
         std::fs::write(STATS, before.trim()).expect("restore bpf_stats_enabled");
         plugin.stop();
         println!(
-            "\nTime in each program per request ({label}, {requests:.0} requests, kernel \
-             accounting: includes its own two clock reads per run):\n"
+            "\nTime in each program per request ({label}, plugin {name}, {requests:.0} requests, \
+             kernel accounting: includes its own two clock reads per run):\n"
         );
         println!("| program | runs per request | ns per run | ns per request |");
         println!("|---|---|---|---|");
