@@ -1164,24 +1164,42 @@ fn wrk_figures(text: &str) -> (f64, f64) {
     }
 }
 
-/// `measure` run once without the eBPF plugin and once with it, the order alternating with
-/// `pair` so that drift on a shared machine cancels out: (not loaded, loaded).
-fn unloaded_and_loaded<T>(pair: usize, mut measure: impl FnMut() -> T) -> (T, T) {
-    let mut run = |loaded: bool| {
-        let plugin = loaded.then(start_http_plugin);
-        let result = measure();
+/// One round of a loaded-against-not comparison: `measure` run with no plugin and with each
+/// build's (`ebpf_variants`), in an order that rotates with `round` so that drift on a shared
+/// machine cancels out. Returns (not loaded, each build's loaded).
+fn rotating_round<T>(
+    round: usize,
+    variants: &[(String, PathBuf)],
+    mut measure: impl FnMut() -> T,
+) -> (T, Vec<T>) {
+    let runs = variants.len() + 1;
+    let mut results: Vec<Option<T>> = (0..runs).map(|_| None).collect();
+    for step in 0..runs {
+        // Run 0 is the one with no plugin.
+        let run = (step + round) % runs;
+        let plugin = (run > 0).then(|| start_http_plugin_of(&variants[run - 1].1));
+        results[run] = Some(measure());
         if let Some((plugin, _root)) = plugin {
             plugin.stop();
         }
-        result
-    };
-    if pair.is_multiple_of(2) {
-        let off = run(false);
-        (off, run(true))
-    } else {
-        let on = run(true);
-        (run(false), on)
     }
+    let mut results = results
+        .into_iter()
+        .map(|result| result.expect("every run ran"));
+    let off = results.next().expect("the run without the plugin");
+    (off, results.collect())
+}
+
+/// The collectors builds whose program the eBPF sections load: this tree's, last, and with
+/// `make bench EBPF_BEFORE=<revision>` that revision's before it, measured in the same rounds.
+fn ebpf_variants() -> Vec<(String, PathBuf)> {
+    let mut variants = Vec::new();
+    if let Some(binary) = std::env::var_os("EBPF_BEFORE_BINARY") {
+        let revision = std::env::var("EBPF_BEFORE").unwrap_or_else(|_| "before".into());
+        variants.push((format!("before ({revision})"), PathBuf::from(binary)));
+    }
+    variants.push(("now".into(), collectors_binary()));
+    variants
 }
 
 /// The plugin with only the eBPF collectors, ready (program attached).
@@ -1325,20 +1343,28 @@ fn ebpf() {
     let me = std::env::current_exe().expect("bench binary");
     let minimal = spawn(&me, &["--minimal-server", &minimal_port.to_string()], &[]);
     wait_for_tcp(minimal_port);
-    let (mut nginx_runs, mut minimal_runs) = (Vec::new(), Vec::new());
+    let variants = ebpf_variants();
+    let (mut nginx_runs, mut minimal_runs) = (
+        vec![Vec::new(); variants.len()],
+        vec![Vec::new(); variants.len()],
+    );
     let mut added: [Vec<f64>; SYSCALL_CASES.len()] = Default::default();
-    for pair in 0..EBPF_PAIRS {
-        let (off, on) = unloaded_and_loaded(pair, || {
+    for round in 0..EBPF_PAIRS {
+        let (off, on) = rotating_round(round, &variants, || {
             (
                 wrk(nginx_port, EBPF_WRK_SECONDS).0,
                 wrk(minimal_port, EBPF_WRK_SECONDS).0,
                 syscall_costs(),
             )
         });
-        nginx_runs.push((off.0, on.0));
-        minimal_runs.push((off.1, on.1));
+        for (variant, on) in on.iter().enumerate() {
+            nginx_runs[variant].push((off.0, on.0));
+            minimal_runs[variant].push((off.1, on.1));
+        }
+        // The syscall table is this tree's.
+        let now = on.last().expect("this tree's build");
         for (case, added) in added.iter_mut().enumerate() {
-            added.push(on.2[case] - off.2[case]);
+            added.push(now.2[case] - off.2[case]);
         }
     }
     let in_program = bpf_time_per_request(nginx_port);
@@ -1346,7 +1372,7 @@ fn ebpf() {
     drop(minimal);
 
     println!(
-        "\n## eBPF HTTP collector overhead (loaded vs not, {EBPF_PAIRS} back-to-back pairs)\n"
+        "\n## eBPF HTTP collector overhead (loaded vs not, {EBPF_PAIRS} back-to-back rounds)\n"
     );
     println!(
         "wrk: 2 threads, 16 kept-alive connections, {EBPF_WRK_SECONDS} s per run, on loopback; tiny responses"
@@ -1358,20 +1384,36 @@ fn ebpf() {
         "its own sockets are known client ends (one lookup per read or write). Ratio: requests/s"
     );
     println!(
-        "loaded ÷ not loaded within each pair; the median, and the middle half of the pairs.\n"
+        "loaded ÷ not loaded within each round; the median, and the middle half of the rounds.\n"
     );
     println!(
-        "| server | requests/s not loaded → loaded, per pair | median ratio (middle half) | fewer requests/s | target |"
+        "| server | requests/s not loaded → loaded, per round | median ratio (middle half) | fewer requests/s | target |"
     );
     println!("|---|---|---|---|---|");
-    for (server, runs, target) in [
-        ("nginx 1.22 (Debian), `return 200`", &nginx_runs, true),
-        (
-            "minimal Rust server (thread per connection)",
-            &minimal_runs,
-            false,
-        ),
-    ] {
+    let rows = variants
+        .iter()
+        .enumerate()
+        .flat_map(|(variant, (name, _))| {
+            // Named only when there is more than one build.
+            let build = if variants.len() > 1 {
+                format!(", plugin {name}")
+            } else {
+                String::new()
+            };
+            [
+                (
+                    format!("nginx 1.22 (Debian), `return 200`{build}"),
+                    &nginx_runs[variant],
+                    true,
+                ),
+                (
+                    format!("minimal Rust server (thread per connection){build}"),
+                    &minimal_runs[variant],
+                    false,
+                ),
+            ]
+        });
+    for (server, runs, target) in rows {
         let pairs = runs
             .iter()
             .map(|(off, on)| format!("{off:.0}→{on:.0}"))
@@ -1511,41 +1553,6 @@ fn quartile(mut values: Vec<f64>, q: f64) -> f64 {
     values[low] + (values[high] - values[low]) * (at - low as f64)
 }
 
-/// The collectors builds whose program the pinned section loads: this tree's, and with
-/// `make bench EBPF_BEFORE=<revision>` that revision's too, measured in the same pairs.
-fn pinned_variants() -> Vec<(String, PathBuf)> {
-    let mut variants = Vec::new();
-    if let Some(binary) = std::env::var_os("EBPF_BEFORE_BINARY") {
-        let revision = std::env::var("EBPF_BEFORE").unwrap_or_else(|_| "before".into());
-        variants.push((format!("before ({revision})"), PathBuf::from(binary)));
-    }
-    variants.push(("now".into(), collectors_binary()));
-    variants
-}
-
-/// One round of the pinned comparison: a run with no plugin and one with each variant's,
-/// in an order that rotates from round to round. Returns requests/s (not loaded, then each
-/// variant's).
-fn pinned_round(
-    round: usize,
-    variants: &[(String, PathBuf)],
-    measure: impl Fn() -> f64,
-) -> (f64, Vec<f64>) {
-    let runs = variants.len() + 1;
-    let mut results = vec![0.0; runs];
-    for step in 0..runs {
-        // Run 0 is the one with no plugin.
-        let run = (step + round) % runs;
-        let plugin = (run > 0).then(|| start_http_plugin_of(&variants[run - 1].1));
-        results[run] = measure();
-        if let Some((plugin, _root)) = plugin {
-            plugin.stop();
-        }
-    }
-    let off = results.remove(0);
-    (off, results)
-}
-
 /// (run time, runs) of every loaded program whose name starts with `http_`, by name.
 fn http_program_stats() -> Vec<(String, Duration, u64)> {
     let mut stats: Vec<(String, Duration, u64)> = aya::programs::loaded_programs()
@@ -1583,7 +1590,7 @@ fn print_pinned_ratios(port: u16, pinned_pairs: usize, variants: &[(String, Path
     ] {
         let (mut ratios, mut unloaded) = (vec![Vec::new(); variants.len()], Vec::new());
         for round in 0..pinned_pairs {
-            let (off, on) = pinned_round(round, variants, || {
+            let (off, on) = rotating_round(round, variants, || {
                 pinned_wrk(port, path, PINNED_WRK_SECONDS).0
             });
             for (ratios, on) in ratios.iter_mut().zip(on) {
@@ -1620,7 +1627,7 @@ fn ebpf_pinned() {
         .unwrap_or(PINNED_PAIRS);
     let port = free_port();
     let (nginx, _dir) = start_pinned_nginx(port);
-    let variants = pinned_variants();
+    let variants = ebpf_variants();
     println!(
         "\n## eBPF on a saturated server (nginx's one worker pinned to CPU 1, wrk to CPU 0)\n"
     );
