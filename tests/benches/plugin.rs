@@ -1526,12 +1526,12 @@ const PINNED_PAIRS: usize = 12;
 const PINNED_WRK_SECONDS: u32 = 5;
 
 /// nginx's one worker on CPU 1, `/ok` answered with `return 200 "ok"` and `/file` a 100-byte
-/// static file.
+/// static file; `/status` counts the requests served (for the toggled pairs).
 fn start_pinned_nginx(port: u16) -> (Process, tempfile::TempDir) {
     start_nginx_with(
         port,
         Some("1"),
-        "location = /ok { return 200 'ok'; } location = /file { }",
+        "location = /ok { return 200 'ok'; } location = /file { } location = /status { stub_status; }",
     )
 }
 
@@ -1612,6 +1612,117 @@ fn print_pinned_ratios(port: u16, pinned_pairs: usize, variants: &[(String, Path
     }
 }
 
+// Toggled pairs: one wrk run per response, the plugin running throughout, its socket programs
+// detached and attached again (its pause and resume controls) every half second. Adjacent
+// windows are compared, so the machine's drift, which moves whole 5-second runs by up to 15%
+// on a shared host, mostly cancels.
+const TOGGLED_PAIRS: usize = 200;
+const TOGGLED_WINDOW: Duration = Duration::from_millis(400);
+/// After each attach or detach, before the window opens: the control's own work is done.
+const TOGGLE_SETTLE: Duration = Duration::from_millis(100);
+
+/// (requests nginx has served, when), from its `stub_status` page.
+fn nginx_requests(port: u16) -> (u64, Instant) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("nginx status");
+    stream
+        .write_all(b"GET /status HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+        .expect("status request");
+    let mut page = String::new();
+    stream.read_to_string(&mut page).expect("status page");
+    let at = Instant::now();
+    // "server accepts handled requests\n 17 17 123456 \n"
+    let requests = page
+        .lines()
+        .skip_while(|line| !line.starts_with("server accepts"))
+        .nth(1)
+        .and_then(|line| line.split_whitespace().nth(2))
+        .and_then(|n| n.parse().ok());
+    (
+        requests.unwrap_or_else(|| panic!("no request count in nginx's status page: {page}")),
+        at,
+    )
+}
+
+/// Clicks the collectors plugin's `pause_http` or `resume_http` on its host node.
+fn click_tracing(controls: &Path, control: &str) {
+    let body = scope_plugin_tests::probe_click_body(control, "bench;<host>");
+    let (status, answer) =
+        scope_plugin_tests::post_control(controls, "application/json", body.as_bytes())
+            .expect("control");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        status == 200 && !answer.contains("\"error\""),
+        "{control}: {status} {answer}"
+    );
+}
+
+/// The toggled-pairs table: `pairs` pairs of windows per response.
+fn print_toggled_ratios(port: u16, pairs: usize) {
+    let (plugin, root) = start_http_plugin();
+    let controls = root
+        .path()
+        .join("scope-collectors-controls/scope-collectors-controls.sock");
+    println!(
+        "\nToggled pairs: one `taskset -c 0 wrk -t1 -c16` run per response against the same nginx, \
+         the plugin running throughout; its socket programs detached and attached again with its \
+         pause and resume controls, {pairs} pairs of {} ms windows (each opening {} ms after the \
+         switch), in the order traced-paused, then paused-traced. Requests from nginx's \
+         `stub_status`. Ratio: requests/s traced ÷ paused within each pair.\n",
+        TOGGLED_WINDOW.as_millis(),
+        TOGGLE_SETTLE.as_millis()
+    );
+    println!(
+        "| response | requests/s paused (median) | traced ÷ paused: median (Q1–Q3) | mean | fewer requests/s | target |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for (label, path) in [
+        ("`return 200 \"ok\"`", "/ok"),
+        ("100-byte static file", "/file"),
+    ] {
+        let url = format!("http://127.0.0.1:{port}{path}");
+        let wrk = spawn(
+            Path::new("taskset"),
+            &["-c", "0", "wrk", "-t1", "-c16", "-d1h", &url],
+            &[],
+        );
+        std::thread::sleep(Duration::from_secs(1));
+        let (mut ratios, mut paused_rates, mut traced) = (Vec::new(), Vec::new(), true);
+        for pair in 0..pairs {
+            let mut rates = [0.0; 2]; // [traced, paused]
+            for trace in [pair % 2 == 0, pair % 2 == 1] {
+                if trace != traced {
+                    click_tracing(&controls, if trace { "resume_http" } else { "pause_http" });
+                    traced = trace;
+                }
+                std::thread::sleep(TOGGLE_SETTLE);
+                let (start, started) = nginx_requests(port);
+                std::thread::sleep(TOGGLED_WINDOW);
+                let (end, ended) = nginx_requests(port);
+                rates[usize::from(!trace)] =
+                    (end - start) as f64 / ended.duration_since(started).as_secs_f64();
+            }
+            ratios.push(rates[0] / rates[1]);
+            paused_rates.push(rates[1]);
+        }
+        wrk.stop();
+        // Each response starts traced.
+        if !traced {
+            click_tracing(&controls, "resume_http");
+        }
+        let median = quartile(ratios.clone(), 0.5);
+        println!(
+            "| {label} | {:.0} | {median:.3} ({:.3}–{:.3}) | {:.3} | {:.1}% | ≤ 5%: {} |",
+            quartile(paused_rates, 0.5),
+            quartile(ratios.clone(), 0.25),
+            quartile(ratios.clone(), 0.75),
+            ratios.iter().sum::<f64>() / ratios.len() as f64,
+            (1.0 - median) * 100.0,
+            yes(median >= 0.95)
+        );
+    }
+    plugin.stop();
+}
+
 fn ebpf_pinned() {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 || Command::new("wrk").arg("-v").output().is_err() {
@@ -1633,6 +1744,13 @@ fn ebpf_pinned() {
     );
     if pinned_pairs > 0 {
         print_pinned_ratios(port, pinned_pairs, &variants);
+    }
+    let toggled_pairs = std::env::var("TOGGLED_PAIRS")
+        .ok()
+        .and_then(|pairs| pairs.parse().ok())
+        .unwrap_or(if pinned_pairs > 0 { TOGGLED_PAIRS } else { 0 });
+    if toggled_pairs > 0 {
+        print_toggled_ratios(port, toggled_pairs);
     }
 
     // Per program, from the kernel's accounting, over one loaded run of each response.
