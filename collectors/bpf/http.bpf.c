@@ -8,7 +8,8 @@
  * fentry or tracefs are needed (x86_64 only).
  *
  * Per socket read or write, cheapest test first: at least 8 bytes moved; not a socket
- * that connected (a client end); a read-/write-family syscall; its first bytes (up to
+ * that connected (a client end) nor one whose stream did not start as HTTP; a
+ * read-/write-family syscall; its first bytes (up to
  * HTTP_SCAN_MAX, one copy) look like a request or status line; the socket is a stream
  * socket of the wanted family and the one the syscall names. Only then is the copy
  * scanned and the process's counters updated. A response on a server's end with one
@@ -26,7 +27,9 @@
 #define SOCK_STREAM 1
 #define TCP_ESTABLISHED 1
 #define TCP_SYN_SENT 2
+#define TCP_SYN_RECV 3
 #define TCP_CLOSE 7
+#define IPPROTO_TCP 6
 #define AF_UNIX 1
 #define AF_INET 2
 #define AF_INET6 10
@@ -87,6 +90,8 @@ struct {
  *   - sockets that connected (SYN_SENT to ESTABLISHED): the client end of a connection, on
  *     which nothing is counted (a client sends requests and receives responses), so their
  *     reads and writes cost one array load instead of a copy;
+ *   - server ends accepted since (SYN_RECV to ESTABLISHED) and not yet read from, and those
+ *     whose stream turned out not to be HTTP (let_go_unless_http): one load too;
  *   - sockets already found to be the socket their process's fd names: the checks take five
  *     kernel reads, the slot one load.
  * A direct-mapped cache, not a hash map: an array lookup is inlined by the verifier, where a
@@ -96,8 +101,13 @@ struct {
  * checked in full). A slot is cleared when its socket closes (its memory may become another
  * socket). */
 #define SOCKET_SLOTS 16384
-/* Owner of a client end: no process's fd. */
+/* Owners that are no process's fd. A client end: */
 #define CLIENT_OWNER (~0ULL)
+/* A server's end let go (let_go_unless_http); with CLIENT_OWNER, the owners at or above
+ * it are of sockets on which nothing is counted. */
+#define LET_GO_OWNER (~0ULL - 1)
+/* A server's end accepted and not yet read from: its next read holds the stream's start. */
+#define FRESH_OWNER (~0ULL - 2)
 
 struct socket_slot {
 	__u64 sk;
@@ -384,21 +394,57 @@ static __always_inline void note_unanswered(struct socket_slot *slot, __u64 sk, 
 	slot->unanswered = slot->unanswered > finals ? slot->unanswered - finals : 0;
 }
 
+/* Did a read of `ret` bytes start at the stream's first byte? The bytes the socket's user
+ * has consumed are those received less those still queued (a FIN counts in both). Read in
+ * this order, data arriving meanwhile can only make them look more, never equal to `ret`
+ * when they are not (the kernel adds to bytes_received before it moves rcv_nxt). */
+static __always_inline int at_stream_start(struct tcp_sock *tp, long ret)
+{
+	__u32 rcv_nxt = BPF_CORE_READ(tp, rcv_nxt);
+	__u64 received = BPF_CORE_READ(tp, bytes_received);
+	__u32 copied = BPF_CORE_READ(tp, copied_seq);
+	return received - (__u32)(rcv_nxt - copied) == (__u64)ret;
+}
+
+/* A server's end whose stream starts with bytes no HTTP/1 request can follow (TLS, most
+ * binary protocols: http_could_start_request) never carries one: it is let go, and its
+ * reads and writes then cost one load, where each copied up to HTTP_SCAN_MAX bytes and
+ * tested them. Only on the first read after the accept, and only if that read holds the
+ * stream's first bytes (none went by splice or zero-copy before it): a first read shorter
+ * than 8 bytes, or the start of a request cut anywhere, never lets it go. TCP only: its
+ * close clears the slot. */
+static __always_inline void let_go_unless_http(struct sock *sk, struct socket_slot *slot, long ret,
+					       __u64 first8)
+{
+	if (http_could_start_request(first8) || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP ||
+	    !at_stream_start((struct tcp_sock *)sk, ret))
+		return;
+	cache_owner(slot, (__u64)sk, LET_GO_OWNER);
+}
+
 /* The body of both socket hooks: `dir` says which one. */
 static __always_inline int on_socket_io(struct bpf_raw_tracepoint_args *ctx, int dir)
 {
 	struct sock *sk = (struct sock *)ctx->args[0];
 	long ret = (int)ctx->args[1];
 	int flags = (int)ctx->args[2];
-	if (ret < 8)
-		return 0;
-	if (flags & MSG_PEEK)
+	if (ret <= 0 || (flags & MSG_PEEK))
 		return 0; /* peeked data is read again: count it then */
 	struct socket_slot *slot = socket_slot((__u64)sk);
 	if (!slot)
 		return 0;
 	__u64 cached = cached_owner(slot, (__u64)sk);
-	if (cached == CLIENT_OWNER)
+	if (cached >= LET_GO_OWNER)
+		return 0;
+	/* The first read of an accepted socket, whatever reads it (a kernel thread, io_uring,
+	 * a read shorter than 8 bytes): only this one may let the socket go, below. */
+	int first_read = 0;
+	if (cached == FRESH_OWNER && dir == HTTP_DIR_READ) {
+		first_read = 1;
+		slot->sk = 0;
+		cached = 0;
+	}
+	if (ret < 8)
 		return 0;
 	struct task_struct *task = bpf_get_current_task_btf();
 	/* Kernel threads have no syscall registers; 32-bit tasks use other numbers. */
@@ -469,8 +515,14 @@ static __always_inline int on_socket_io(struct bpf_raw_tracepoint_args *ctx, int
 		len = copy_more_iovecs(scratch, vec, count, len, budget);
 		count = 1;
 	}
-	if (len < 8 || !http_scan_wanted(http_load_packed(scratch->buf, 0), dir))
+	if (len < 8)
 		return 0;
+	__u64 first8 = http_load_packed(scratch->buf, 0);
+	if (!http_scan_wanted(first8, dir)) {
+		if (first_read)
+			let_go_unless_http(sk, slot, ret, first8);
+		return 0;
+	}
 	if (!wanted_socket(task, fd, sk, slot, cached, owner))
 		return 0;
 	scan(scratch, dir, len);
@@ -503,8 +555,8 @@ int http_sock_send(struct bpf_raw_tracepoint_args *ctx)
 	return on_socket_io(ctx, HTTP_DIR_WRITE);
 }
 
-/* TCP state changes, (sk, old state, new state): a socket that connects is a client's; one
- * that closes leaves SOCKETS. */
+/* TCP state changes, (sk, old state, new state): a socket that connects is a client's, one
+ * accepted is fresh; one that closes leaves SOCKETS. */
 SEC("raw_tracepoint/inet_sock_set_state")
 int http_socket_state(struct bpf_raw_tracepoint_args *ctx)
 {
@@ -518,6 +570,8 @@ int http_socket_state(struct bpf_raw_tracepoint_args *ctx)
 			slot->sk = 0;
 	} else if (old_state == TCP_SYN_SENT && new_state == TCP_ESTABLISHED) {
 		cache_owner(slot, sk, CLIENT_OWNER);
+	} else if (old_state == TCP_SYN_RECV && new_state == TCP_ESTABLISHED) {
+		cache_owner(slot, sk, FRESH_OWNER);
 	}
 	return 0;
 }

@@ -103,6 +103,40 @@ static HTTP_INLINE __u32 http_method_len(__u64 first8)
 	return 0;
 }
 
+/* A token character (RFC 9110: a method is a token): letters, digits and !#$%&'*+-.^_`|~. */
+static HTTP_INLINE int http_is_tchar(__u8 c)
+{
+	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+		return 1;
+	switch (c) {
+	case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
+	case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* Could a connection whose first 8 bytes (packed) are `first8` carry an HTTP/1 request,
+ * counted or not? A request line starts with a method (any token, so methods this
+ * classifier does not count too) and a space; a method longer than 7 shows no space in 8
+ * bytes. A server may skip empty lines before the request line, and a PROXY protocol
+ * header may come first: "PROXY " (v1) is a token and a space, v2 starts with "\r\n". So
+ * 0 only where no HTTP/1 request can follow: TLS records, most binary protocols. */
+static HTTP_INLINE int http_could_start_request(__u64 first8)
+{
+	for (int i = 0; i < 8; i++) {
+		__u8 c = first8 >> (56 - 8 * i);
+		if (c == ' ')
+			return i > 0;
+		if (c == '\r' || c == '\n')
+			return i == 0;
+		if (!http_is_tchar(c))
+			return 0;
+	}
+	return 1;
+}
+
 /* Worth scanning? `first8` is the buffer's first 8 bytes, packed. Cheap, so that most
  * socket traffic (bodies, other protocols) costs one comparison. */
 static HTTP_INLINE int http_scan_wanted(__u64 first8, int dir)

@@ -49,3 +49,9 @@ int scope_http_scan(const unsigned char *buf, uint32_t len, int dir, int steps_o
 	memcpy(out->codes, scan.codes, sizeof(out->codes));
 	return ended ? 1 : -1;
 }
+
+/* http_could_start_request on a stream's first 8 bytes (`buf` holds at least 8). */
+int scope_http_could_start_request(const unsigned char *buf)
+{
+	return http_could_start_request(http_load_packed(buf, 0));
+}

@@ -72,6 +72,12 @@ struct sock_common {
 struct sock {
 	struct sock_common __sk_common;
 	__u16 sk_type;
+	__u16 sk_protocol;
+};
+struct tcp_sock {
+	__u64 bytes_received;
+	__u32 rcv_nxt;
+	__u32 copied_seq;
 };
 
 struct socket {

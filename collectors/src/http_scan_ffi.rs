@@ -22,6 +22,14 @@ unsafe extern "C" {
         steps_only: c_int,
         out: *mut Found,
     ) -> c_int;
+    fn scope_http_could_start_request(buf: *const u8) -> c_int;
+}
+
+/// Whether a connection whose first bytes are `first8` may carry an HTTP/1 request: the
+/// BPF program lets a server's end go when not.
+pub(crate) fn could_start_request(first8: &[u8; 8]) -> bool {
+    // SAFETY: the C side reads exactly the 8 bytes of `first8`.
+    unsafe { scope_http_could_start_request(first8.as_ptr()) != 0 }
 }
 
 /// Scans `buffer` as the BPF program scans a syscall buffer (with `steps_only`, without

@@ -79,6 +79,76 @@ fn things_that_are_not_request_lines() {
     }
 }
 
+/// As the BPF program tests a server end's first read (`let_go_unless_http`).
+fn could_start_request(start: &[u8]) -> bool {
+    let first8: &[u8; 8] = start[..8].try_into().expect("8 bytes");
+    http_scan_ffi::could_start_request(first8)
+}
+
+#[test]
+fn a_server_end_is_let_go_only_where_no_request_can_follow() {
+    // Every request line the classifier counts, and starts it does not count but after
+    // which requests may come.
+    let counted = [
+        "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE",
+    ]
+    .map(|method| format!("{method} / HTTP/1.1\r\n"));
+    for start in counted.iter().map(String::as_bytes).chain([
+        &b"PROPFIND /dav HTTP/1.1\r\n"[..],
+        b"MKCALENDAR /c HTTP/1.1\r\n",
+        b"M-SEARCH * HTTP/1.1\r\n",
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+        b"\r\nGET / HTTP/1.1\r\n",
+        b"\nGET / HTTP/1.1\r\n",
+        b"PROXY TCP4 10.0.0.1 10.0.0.2 1111 80\r\n",
+        b"\r\n\r\n\x00\r\nQUIT\n\x21\x11",
+        b"get foo\r\n\r\n",
+    ]) {
+        assert!(
+            could_start_request(start),
+            "{:?}",
+            String::from_utf8_lossy(start)
+        );
+    }
+    // TLS, PostgreSQL's startup, Redis, MySQL's handshake reply, JSON, whitespace first,
+    // a line that ends before any space.
+    for start in [
+        &b"\x16\x03\x01\x02\x00\x01\x00\x01"[..],
+        b"\x00\x00\x00\x08\x04\xd2\x16\x2f",
+        b"*3\r\n$3\r\nSET\r\n",
+        b"\x55\x00\x00\x01\x8d\xa6\xff\x09",
+        b"{\"jsonrpc\": \"2.0\"}",
+        b" GET / HTTP/1.1\r\n",
+        b"GET\r\nHost: x\r\n",
+        b"QUIT\r\n\r\n",
+    ] {
+        assert!(
+            !could_start_request(start),
+            "{:?}",
+            String::from_utf8_lossy(start)
+        );
+    }
+    // Random starts, against the grammar written out here: a token and a space, a token
+    // longer than 7, or an empty line.
+    let is_tchar = |c: u8| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c);
+    let grammar = |start: &[u8]| match start.iter().position(|&c| !is_tchar(c)) {
+        None => true,
+        Some(0) => start[0] == b'\r' || start[0] == b'\n',
+        Some(at) => start[at] == b' ',
+    };
+    let alphabet = b"GETPOST-_~!0 \r\n";
+    let mut rng = Rng(7);
+    for _ in 0..20000 {
+        let start: Vec<u8> = (0..8)
+            .map(|_| match rng.below(4) {
+                0 => rng.next() as u8,
+                _ => alphabet[rng.below(alphabet.len() as u64) as usize],
+            })
+            .collect();
+        assert_eq!(could_start_request(&start), grammar(&start), "{start:?}");
+    }
+}
+
 #[test]
 fn pipelined_requests_each_count_including_after_bodies() {
     let five = "GET / HTTP/1.1\r\nHost: x\r\n\r\n".repeat(5);

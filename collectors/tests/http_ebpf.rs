@@ -181,6 +181,96 @@ fn responses_written_together_or_behind_an_interim_one_each_count() {
 }
 
 #[test]
+fn a_connection_whose_first_bytes_cannot_start_a_request_is_let_go() {
+    if !bpf_allowed() {
+        return;
+    }
+    let plugin = Plugin::start(&[]);
+    // A server per case: a process's 404 series is measured once (see `measure`).
+    let server = |mode| {
+        let (server, port) = start_server(mode);
+        let address = format!("[::1]:{port}");
+        let connect = move || TcpStream::connect(&address).expect("connect");
+        exchange(&mut connect(), &get("/"), 1);
+        (server, connect)
+    };
+    // A server's end whose stream starts with bytes no request line can start with (a TLS
+    // record here) is let go after that read (let_go_unless_http in bpf/http.bpf.c): the
+    // HTTP-looking bytes sent on it afterwards count nothing, the next connection's do.
+    let (tls_server, connect) = server("held");
+    let counts = measure(&plugin, tls_server.0.id(), || {
+        // The server takes one connection at a time: this one ends before the next.
+        let mut tls = connect();
+        exchange(
+            &mut tls,
+            b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",
+            1,
+        );
+        for _ in 0..3 {
+            exchange(&mut tls, &get("/"), 1);
+        }
+        drop(tls);
+        let mut plain = connect();
+        for _ in 0..3 {
+            exchange(&mut plain, &get("/missing"), 1);
+        }
+    });
+    assert_eq!(counts, (3, 0, 3), "(requests, 200s, 404s)");
+    // Starts that could be HTTP, or that do not show the stream's first bytes, are never let
+    // go: each connection's later requests all count (what these starts count themselves
+    // is as before the change: only a buffer's first bytes are tested).
+    let starts: [(&str, &str, &[&[u8]]); 5] = [
+        (
+            "an empty line first",
+            "held",
+            &[b"\r\nGET / HTTP/1.1\r\nHost: test\r\n\r\n"],
+        ),
+        (
+            "a PROXY protocol header first",
+            "held",
+            &[b"PROXY TCP6 ::1 ::1 1111 2222\r\nGET / HTTP/1.1\r\nHost: test\r\n\r\n"],
+        ),
+        (
+            "a method we do not count",
+            "held",
+            &[b"PROPFIND / HTTP/1.1\r\nHost: test\r\n\r\n"],
+        ),
+        (
+            "the first read cut short",
+            "held",
+            &[b"GET ", b"/missing HTTP/1.1\r\nHost: test\r\n\r\n"],
+        ),
+        // The first read does not hold the stream's first bytes: splice moved them.
+        (
+            "bytes spliced away before the first read",
+            "spliced",
+            &[b"SPLICED!\x00\x01\x02\x03\r\n\r\n"],
+        ),
+    ];
+    for (start, mode, pieces) in starts {
+        let (server, connect) = server(mode);
+        let counts = measure(&plugin, server.0.id(), || {
+            let mut stream = connect();
+            for piece in &pieces[..pieces.len() - 1] {
+                stream.write_all(piece).expect("send");
+                // So that the server reads this piece on its own.
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            exchange(&mut stream, pieces[pieces.len() - 1], 1);
+            for i in 0..4 {
+                exchange(&mut stream, &get(if i == 0 { "/missing" } else { "/" }), 1);
+            }
+        });
+        let first_404 = u64::from(start == "the first read cut short");
+        assert_eq!(
+            counts,
+            (4, 4 - first_404, 1 + first_404),
+            "{start}: (requests, 200s, 404s)"
+        );
+    }
+}
+
+#[test]
 fn processes_taking_turns_on_one_cpu_keep_exact_counts() {
     if !bpf_allowed() {
         return;

@@ -40,6 +40,13 @@ def responses(data):
 def serve(conn):
     fd = conn.fileno()
     held = b""
+    if MODE == "spliced":
+        r, w = os.pipe()
+        moved = 0
+        while moved < 8:
+            moved += os.splice(fd, w, 8 - moved)
+        os.close(r)
+        os.close(w)
     while True:
         if MODE in ("readwrite", "interim"):
             data = os.read(fd, 65536)
@@ -47,6 +54,12 @@ def serve(conn):
             data = os.read(fd, 65536)
             held += data
             if data and held.count(b"\r\n\r\n") < 2:
+                continue
+            data, held = held, b""
+        elif MODE in ("held", "spliced"):
+            data = os.read(fd, 65536)
+            held += data
+            if data and not held.endswith(b"\r\n\r\n"):
                 continue
             data, held = held, b""
         elif MODE == "msg":
@@ -59,7 +72,7 @@ def serve(conn):
         if not data:
             return
         reply = responses(data)
-        if MODE in ("readwrite", "batch", "interim"):
+        if MODE in ("readwrite", "batch", "interim", "held", "spliced"):
             os.write(fd, reply)
         elif MODE == "msg":
             conn.sendmsg([reply])
