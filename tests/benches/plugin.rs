@@ -1794,6 +1794,88 @@ fn print_toggled_ratios(port: u16, pairs: usize) {
     plugin.stop();
 }
 
+/// Pins the calling thread to `cpu`.
+fn pin_thread(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set, CPU_SET writes inside it, and
+    // sched_setaffinity(0, ..) applies it to the calling thread only.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set);
+    }
+}
+
+const NOT_HTTP_EXCHANGES: u32 = 200_000;
+const NOT_HTTP_RECORD: usize = 64;
+
+/// `NOT_HTTP_EXCHANGES` exchanges of a 64-byte record that starts as a TLS record does, over
+/// one TCP loopback connection made now: an echo server thread on CPU 1, the client on
+/// CPU 0. Returns the number of exchanges.
+fn not_http_exchanges() -> f64 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = listener.local_addr().expect("address");
+    let server = std::thread::spawn(move || {
+        pin_thread(1);
+        let (mut stream, _) = listener.accept().expect("accept");
+        let mut record = [0_u8; NOT_HTTP_RECORD];
+        while stream.read_exact(&mut record).is_ok() {
+            stream.write_all(&record).expect("echo");
+        }
+    });
+    pin_thread(0);
+    let mut stream = TcpStream::connect(address).expect("connect");
+    stream.set_nodelay(true).expect("nodelay");
+    let mut record = [0_u8; NOT_HTTP_RECORD];
+    record[..3].copy_from_slice(&[0x17, 0x03, 0x03]);
+    let mut echoed = [0_u8; NOT_HTTP_RECORD];
+    for _ in 0..NOT_HTTP_EXCHANGES {
+        stream.write_all(&record).expect("send");
+        stream.read_exact(&mut echoed).expect("echo back");
+    }
+    drop(stream);
+    server.join().expect("echo server");
+    // SAFETY: as in pin_thread; the bench's main thread may use both CPUs again.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(0, &mut set);
+        libc::CPU_SET(1, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set);
+    }
+    f64::from(NOT_HTTP_EXCHANGES)
+}
+
+/// The socket programs' time per exchange on a connection that is not HTTP, for each build,
+/// beside programs that do nothing on the same tracepoints in the same runs.
+fn print_not_http_costs(variants: &[(String, PathBuf)], stats_file: &str, stats_before: &str) {
+    println!(
+        "\nNot HTTP: {NOT_HTTP_EXCHANGES} exchanges of a {NOT_HTTP_RECORD}-byte record starting as \
+         a TLS record does, over one TCP loopback connection accepted after the plugin started \
+         (an echo thread on CPU 1, the client on CPU 0); four socket program runs per exchange \
+         (the server's read and write, the client's), kernel accounting:\n"
+    );
+    println!(
+        "| plugin | all, ns per exchange | empty programs, ns per exchange | the program's own, ns per exchange |"
+    );
+    println!("|---|---|---|---|");
+    for (name, binary) in variants {
+        let (plugin, _root) = start_http_plugin_of(binary);
+        std::fs::write(stats_file, "1").expect("enable bpf stats");
+        let (start, empty_start) = (program_stats("http_sock_"), program_stats("empty_sock_"));
+        let exchanges = not_http_exchanges();
+        let (end, empty_end) = (program_stats("http_sock_"), program_stats("empty_sock_"));
+        std::fs::write(stats_file, stats_before.trim()).expect("restore bpf_stats_enabled");
+        plugin.stop();
+        let (ns, _) = stats_since(&start, &end);
+        let (empty_ns, empty_runs) = stats_since(&empty_start, &empty_end);
+        let (all, empty) = (ns / exchanges, empty_ns / exchanges);
+        if empty_runs > 0.0 {
+            println!("| {name} | {all:.0} | {empty:.0} | {:.0} |", all - empty);
+        } else {
+            println!("| {name} | {all:.0} | (none) | |");
+        }
+    }
+}
+
 fn ebpf_pinned() {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 || Command::new("wrk").arg("-v").output().is_err() {
@@ -1890,6 +1972,8 @@ fn ebpf_pinned() {
         }
     }
     nginx.stop();
+    print_not_http_costs(&variants, STATS, &before);
+    drop(empty);
 }
 
 // ---------------------------------------------------------------------------------------
