@@ -1794,13 +1794,15 @@ fn print_toggled_ratios(port: u16, pairs: usize) {
     plugin.stop();
 }
 
-/// Pins the calling thread to `cpu`.
-fn pin_thread(cpu: usize) {
-    // SAFETY: a zeroed cpu_set_t is a valid empty set, CPU_SET writes inside it, and
-    // sched_setaffinity(0, ..) applies it to the calling thread only.
+/// Lets the calling thread run on `cpus` only.
+fn pin_thread(cpus: &[usize]) {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set, CPU_SET writes inside it (the CPUs
+    // here are 0 and 1), and sched_setaffinity(0, ..) applies it to the calling thread only.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
+        for &cpu in cpus {
+            libc::CPU_SET(cpu, &mut set);
+        }
         libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set);
     }
 }
@@ -1815,14 +1817,14 @@ fn not_http_exchanges() -> f64 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let address = listener.local_addr().expect("address");
     let server = std::thread::spawn(move || {
-        pin_thread(1);
+        pin_thread(&[1]);
         let (mut stream, _) = listener.accept().expect("accept");
         let mut record = [0_u8; NOT_HTTP_RECORD];
         while stream.read_exact(&mut record).is_ok() {
             stream.write_all(&record).expect("echo");
         }
     });
-    pin_thread(0);
+    pin_thread(&[0]);
     let mut stream = TcpStream::connect(address).expect("connect");
     stream.set_nodelay(true).expect("nodelay");
     let mut record = [0_u8; NOT_HTTP_RECORD];
@@ -1834,13 +1836,8 @@ fn not_http_exchanges() -> f64 {
     }
     drop(stream);
     server.join().expect("echo server");
-    // SAFETY: as in pin_thread; the bench's main thread may use both CPUs again.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(0, &mut set);
-        libc::CPU_SET(1, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set);
-    }
+    // The bench's main thread may use both CPUs again.
+    pin_thread(&[0, 1]);
     f64::from(NOT_HTTP_EXCHANGES)
 }
 
