@@ -395,9 +395,12 @@ static __always_inline void note_unanswered(struct socket_slot *slot, __u64 sk, 
 }
 
 /* Did a read of `ret` bytes start at the stream's first byte? The bytes the socket's user
- * has consumed are those received less those still queued (a FIN counts in both). Read in
- * this order, data arriving meanwhile can only make them look more, never equal to `ret`
- * when they are not (the kernel adds to bytes_received before it moves rcv_nxt). */
+ * has consumed are those received less those still queued (a FIN counts in both). These
+ * are read without the socket's lock: in this order, data arriving meanwhile can only make
+ * them look more, never equal to `ret` when they are not, as long as the kernel adds to
+ * bytes_received before it moves rcv_nxt (its source does; nothing forces the compiler to
+ * keep that order, so a reading can be wrong only when the first read after an accept
+ * races with arriving data of exactly the size already consumed). */
 static __always_inline int at_stream_start(struct tcp_sock *tp, long ret)
 {
 	__u32 rcv_nxt = BPF_CORE_READ(tp, rcv_nxt);
