@@ -1626,16 +1626,26 @@ fn attach_empty_programs() -> Option<aya::Ebpf> {
     Some(ebpf)
 }
 
+/// (name, ns, runs) of each program in `end` since `start`.
+fn program_deltas<'a>(
+    start: &'a [(String, Duration, u64)],
+    end: &'a [(String, Duration, u64)],
+) -> impl Iterator<Item = (&'a str, f64, f64)> + 'a {
+    end.iter().filter_map(|(name, time, count)| {
+        let (_, time0, count0) = start.iter().find(|(n, _, _)| n == name)?;
+        Some((
+            name.as_str(),
+            time.saturating_sub(*time0).as_nanos() as f64,
+            count.saturating_sub(*count0) as f64,
+        ))
+    })
+}
+
 /// (ns, runs) summed over the programs in `end` since `start`.
 fn stats_since(start: &[(String, Duration, u64)], end: &[(String, Duration, u64)]) -> (f64, f64) {
-    let (mut ns, mut runs) = (0.0, 0.0);
-    for (name, time, count) in end {
-        if let Some((_, time0, count0)) = start.iter().find(|(n, _, _)| n == name) {
-            ns += time.saturating_sub(*time0).as_nanos() as f64;
-            runs += count.saturating_sub(*count0) as f64;
-        }
-    }
-    (ns, runs)
+    program_deltas(start, end).fold((0.0, 0.0), |(ns, runs), (_, program_ns, program_runs)| {
+        (ns + program_ns, runs + program_runs)
+    })
 }
 
 /// The pinned section's throughput table: `pinned_pairs` rounds per response.
@@ -1931,14 +1941,7 @@ fn ebpf_pinned() {
         println!("| program | runs per request | ns per run | ns per request |");
         println!("|---|---|---|---|");
         let (mut total, mut socket_runs) = (0.0, 0.0);
-        for (name, time, runs) in &end {
-            let Some((_, time0, runs0)) = start.iter().find(|(n, _, _)| n == name) else {
-                continue;
-            };
-            let (ns, count) = (
-                time.saturating_sub(*time0).as_nanos() as f64,
-                runs.saturating_sub(*runs0) as f64,
-            );
+        for (name, ns, count) in program_deltas(&start, &end) {
             total += ns / requests;
             if name.starts_with("http_sock_") {
                 socket_runs += count / requests;
