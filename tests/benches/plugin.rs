@@ -1683,7 +1683,7 @@ fn print_pinned_ratios(port: u16, pinned_pairs: usize, variants: &[(String, Path
         for ((name, _), ratios) in variants.iter().zip(ratios) {
             let median = quartile(ratios.clone(), 0.5);
             println!(
-                "| {label} | {name} | {unloaded:.0} | {median:.3} ({:.3}–{:.3}) | {:.1}% | ≤ 5%: {} |",
+                "| {label} | {name} | {unloaded:.0} | {median:.3} ({:.3}–{:.3}) | {:.2}% | ≤ 5%: {} |",
                 quartile(ratios.clone(), 0.25),
                 quartile(ratios, 0.75),
                 (1.0 - median) * 100.0,
@@ -1792,7 +1792,7 @@ fn print_toggled_ratios(port: u16, pairs: usize) {
         }
         let median = quartile(ratios.clone(), 0.5);
         println!(
-            "| {label} | {:.0} | {median:.3} ({:.3}–{:.3}) | {:.3} | {:.1}% | ≤ 5%: {} |",
+            "| {label} | {:.0} | {median:.3} ({:.3}–{:.3}) | {:.3} | {:.2}% | ≤ 5%: {} |",
             quartile(paused_rates, 0.5),
             quartile(ratios.clone(), 0.25),
             quartile(ratios.clone(), 0.75),
