@@ -47,6 +47,18 @@
 #define NR_sendmsg 46
 #define NR_recvmsg 47
 
+/* The bench's cost breakdown (tests/benches/plugin.rs, section ebpf-stages) builds this
+ * program with HTTP_STOP_RECV or HTTP_STOP_SEND set to a stage, 1 to 5, at which that
+ * direction's program returns; the kernel's accounting of each build tells what the stages
+ * before the stop cost. The plugin's build sets neither, and the stops compile away. */
+#ifndef HTTP_STOP_RECV
+#define HTTP_STOP_RECV 0
+#endif
+#ifndef HTTP_STOP_SEND
+#define HTTP_STOP_SEND 0
+#endif
+#define HTTP_STOP_AT(dir, stage) ((dir) == HTTP_DIR_READ ? HTTP_STOP_RECV == (stage) : HTTP_STOP_SEND == (stage))
+
 /* Distinct status codes kept per process (and per CPU). */
 #define MAX_CODES 16
 
@@ -365,8 +377,17 @@ static __always_inline int answered_alone(struct task_struct *task, struct scrat
 {
 	if (len < 16 || bpf_probe_read_user(scratch->buf, 16, buf))
 		return 0;
+	/* A stop keeps the request answered, or the next response would take the full path. */
+	if (HTTP_STOP_AT(HTTP_DIR_WRITE, 4)) {
+		slot->unanswered = 0;
+		return 1;
+	}
 	http_scan_init(&scratch->scan, HTTP_DIR_WRITE, 16);
 	http_classify_start(&scratch->scan, scratch->buf);
+	if (HTTP_STOP_AT(HTTP_DIR_WRITE, 5)) {
+		slot->unanswered = 0;
+		return 1;
+	}
 	if (scratch->scan.ncodes != 1 || scratch->scan.codes[0] < 200)
 		return 0;
 	slot->unanswered = 0;
@@ -447,7 +468,7 @@ static __always_inline int on_socket_io(struct bpf_raw_tracepoint_args *ctx, int
 		slot->sk = 0;
 		cached = 0;
 	}
-	if (ret < 8)
+	if (ret < 8 || HTTP_STOP_AT(dir, 1))
 		return 0;
 	struct task_struct *task = bpf_get_current_task_btf();
 	/* Kernel threads have no syscall registers; 32-bit tasks use other numbers. */
@@ -472,7 +493,7 @@ static __always_inline int on_socket_io(struct bpf_raw_tracepoint_args *ctx, int
 	default:
 		return 0; /* sendfile, splice, io_uring...: documented blind spots */
 	}
-	if (wanted_dir != dir)
+	if (wanted_dir != dir || HTTP_STOP_AT(dir, 2))
 		return 0;
 	unsigned long fd = regs->di;
 	unsigned long arg1 = regs->si;
@@ -508,11 +529,13 @@ static __always_inline int on_socket_io(struct bpf_raw_tracepoint_args *ctx, int
 		buf = vec[0].iov_base;
 		len = vec[0].iov_len < budget ? vec[0].iov_len : budget;
 	}
+	if (HTTP_STOP_AT(dir, 3))
+		return 0;
 	__u64 owner = (__u64)task->tgid << 32 | (__u32)fd;
 	if (dir == HTTP_DIR_WRITE && cached == owner && slot->unanswered == 1 &&
 	    answered_alone(task, scratch, slot, buf, len))
 		return 0;
-	if (bpf_probe_read_user(scratch->buf, len, buf))
+	if (bpf_probe_read_user(scratch->buf, len, buf) || HTTP_STOP_AT(dir, 4))
 		return 0;
 	if (len < 8 && count > 1) {
 		len = copy_more_iovecs(scratch, vec, count, len, budget);
@@ -529,6 +552,8 @@ static __always_inline int on_socket_io(struct bpf_raw_tracepoint_args *ctx, int
 	if (!wanted_socket(task, fd, sk, slot, cached, owner))
 		return 0;
 	scan(scratch, dir, len);
+	if (HTTP_STOP_AT(dir, 5))
+		return 0;
 	/* The other iovecs are copied only if the first does not show them to be body (a
 	 * server's header iovec and payload iovecs): then everything is scanned again. */
 	if (count > 1 && len < budget && scratch->scan.msg < budget &&
