@@ -1468,21 +1468,41 @@ fn ebpf() {
     }
 }
 
-/// Busy CPU time of the whole machine so far, in ns (all CPUs; idle and iowait excluded).
-fn busy_cpu_ns() -> f64 {
-    let stat = std::fs::read_to_string("/proc/stat").expect("/proc/stat");
-    let fields: Vec<f64> = stat
-        .lines()
-        .next()
-        .expect("cpu line")
+/// (busy, all) jiffies of one /proc/stat CPU line; busy leaves out idle and iowait.
+fn jiffies(line: &str) -> (f64, f64) {
+    let fields: Vec<f64> = line
         .split_whitespace()
         .skip(1)
         .take(8)
         .map(|f| f.parse().expect("jiffies"))
         .collect();
-    // user nice system idle iowait irq softirq steal; USER_HZ is 100 on Linux.
-    let busy = fields.iter().sum::<f64>() - fields[3] - fields[4];
-    busy * 10_000_000.0
+    // user nice system idle iowait irq softirq steal
+    let all: f64 = fields.iter().sum();
+    (all - fields[3] - fields[4], all)
+}
+
+/// (busy, all) jiffies of CPU 0 and CPU 1.
+fn cpu_jiffies() -> [(f64, f64); 2] {
+    let stat = std::fs::read_to_string("/proc/stat").expect("/proc/stat");
+    ["cpu0 ", "cpu1 "].map(|prefix| {
+        jiffies(
+            stat.lines()
+                .find(|line| line.starts_with(prefix))
+                .expect("cpu0 and cpu1 in /proc/stat"),
+        )
+    })
+}
+
+/// Each CPU's busy share between two `cpu_jiffies` readings.
+fn busy_shares(before: &[(f64, f64); 2], after: &[(f64, f64); 2]) -> [f64; 2] {
+    [0, 1].map(|cpu| (after[cpu].0 - before[cpu].0) / (after[cpu].1 - before[cpu].1).max(1.0))
+}
+
+/// Busy CPU time of the whole machine so far, in ns (all CPUs; idle and iowait excluded).
+fn busy_cpu_ns() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").expect("/proc/stat");
+    // USER_HZ is 100 on Linux.
+    jiffies(stat.lines().next().expect("cpu line")).0 * 10_000_000.0
 }
 
 /// BPF run time summed over the plugin's programs, from its BPF fds' fdinfo.
@@ -1674,31 +1694,45 @@ fn print_pinned_ratios(port: u16, pinned_pairs: usize, variants: &[(String, Path
             .join(", ")
     );
     println!(
-        "| response | plugin | requests/s not loaded (median) | loaded ÷ not loaded: median (Q1–Q3) | fewer requests/s | target |"
+        "| response | plugin | requests/s not loaded (median) | loaded ÷ not loaded: median (Q1–Q3) | fewer requests/s | CPU busy, wrk's / nginx's: not loaded → loaded (medians) | target |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     for (label, path) in [
         ("`return 200 \"ok\"`", "/ok"),
         ("100-byte static file", "/file"),
     ] {
         let (mut ratios, mut unloaded) = (vec![Vec::new(); variants.len()], Vec::new());
+        // Per run, how busy wrk's CPU and nginx's were: the ratio measures a saturated
+        // server only where nginx's CPU is the full one.
+        let (mut busy_loaded, mut busy_unloaded) = (vec![Vec::new(); variants.len()], Vec::new());
         for round in 0..pinned_pairs {
             let (off, on) = rotating_round(round, variants, || {
-                pinned_wrk(port, path, PINNED_WRK_SECONDS).0
+                let before = cpu_jiffies();
+                let rate = pinned_wrk(port, path, PINNED_WRK_SECONDS).0;
+                (rate, busy_shares(&before, &cpu_jiffies()))
             });
-            for (ratios, on) in ratios.iter_mut().zip(on) {
-                ratios.push(on / off);
+            for ((ratios, busy), on) in ratios.iter_mut().zip(&mut busy_loaded).zip(on) {
+                ratios.push(on.0 / off.0);
+                busy.push(on.1);
             }
-            unloaded.push(off);
+            unloaded.push(off.0);
+            busy_unloaded.push(off.1);
         }
         let unloaded = quartile(unloaded, 0.5);
-        for ((name, _), ratios) in variants.iter().zip(ratios) {
+        let busy_median = |busy: &[[f64; 2]], cpu: usize| {
+            quartile(busy.iter().map(|shares| shares[cpu] * 100.0).collect(), 0.5)
+        };
+        for (((name, _), ratios), busy) in variants.iter().zip(ratios).zip(busy_loaded) {
             let median = quartile(ratios.clone(), 0.5);
             println!(
-                "| {label} | {name} | {unloaded:.0} | {median:.3} ({:.3}–{:.3}) | {:.2}% | ≤ 5%: {} |",
+                "| {label} | {name} | {unloaded:.0} | {median:.3} ({:.3}–{:.3}) | {:.2}% | {:.1}% / {:.1}% → {:.1}% / {:.1}% | ≤ 5%: {} |",
                 quartile(ratios.clone(), 0.25),
                 quartile(ratios, 0.75),
                 (1.0 - median) * 100.0,
+                busy_median(&busy_unloaded, 0),
+                busy_median(&busy_unloaded, 1),
+                busy_median(&busy, 0),
+                busy_median(&busy, 1),
                 yes(median >= 0.95)
             );
         }
