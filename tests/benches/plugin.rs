@@ -1951,18 +1951,18 @@ const STAGES: [&str; 5] = [
 /// stage, less an empty program's reading, tells what the stages up to it cost per request.
 fn ebpf_stages() {
     const STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
+    println!("\n## Where the eBPF programs' time goes (100-byte static file, nginx pinned)\n");
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 || Command::new("wrk").arg("-v").output().is_err() {
-        println!(
-            "\n## Where the eBPF programs' time goes\n\nNot measured: needs root, wrk and nginx (`make bench` installs them)."
-        );
+        println!("Not measured: needs root, wrk and nginx (`make bench` installs them).");
         return;
     }
     let Ok(stats_before) = std::fs::read_to_string(STATS) else {
-        println!("\n## Where the eBPF programs' time goes\n\nNot measured: no {STATS}.");
+        println!("Not measured: no {STATS}.");
         return;
     };
     let Some(_empty) = attach_empty_programs() else {
+        println!("Not measured: no empty-program reading to subtract.");
         return;
     };
     let port = free_port();
@@ -2002,7 +2002,6 @@ fn ebpf_stages() {
         }
         Ok(quartile(readings, 0.5))
     };
-    println!("\n## Where the eBPF programs' time goes (100-byte static file, nginx pinned)\n");
     println!(
         "One build of the program per row and direction, stopped after the row's stage \
          (`HTTP_STOP_RECV`/`HTTP_STOP_SEND` in collectors/bpf/http.bpf.c), the other direction \
