@@ -56,14 +56,28 @@ impl Plugin {
     }
 }
 
-fn start_server(mode: &str) -> (Killed, String) {
+/// A server of tests/http_servers.py: killed when dropped, and then its directory (the
+/// ready file; the unix mode's socket) removed.
+struct Server {
+    process: Killed,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn pid(&self) -> u32 {
+        self.process.0.id()
+    }
+}
+
+/// A server and its address (a port, or the unix mode's socket path).
+fn start_server(mode: &str) -> (Server, String) {
     start_server_on(mode, None)
 }
 
 /// A server pinned to `cpu`, if given.
-fn start_server_on(mode: &str, cpu: Option<usize>) -> (Killed, String) {
-    let dir = tempfile::tempdir().expect("tempdir").keep();
-    let ready = dir.join("ready");
+fn start_server_on(mode: &str, cpu: Option<usize>) -> (Server, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ready = dir.path().join("ready");
     let mut command = Command::new("python3");
     command.args([SERVERS, mode]).arg(&ready);
     if let Some(cpu) = cpu {
@@ -75,10 +89,12 @@ fn start_server_on(mode: &str, cpu: Option<usize>) -> (Killed, String) {
         assert!(Instant::now() < deadline, "{mode} server did not start");
         std::thread::sleep(Duration::from_millis(20));
     }
-    (
-        Killed(child),
-        std::fs::read_to_string(&ready).expect("ready file"),
-    )
+    let address = std::fs::read_to_string(&ready).expect("ready file");
+    let server = Server {
+        process: Killed(child),
+        _dir: dir,
+    };
+    (server, address)
 }
 
 /// After a warm-up request (so the process has counters), waits for a quiet interval,
@@ -97,7 +113,7 @@ fn each_syscall_family_counts_every_request_and_response() {
         let (server, port) = start_server(mode);
         let address = format!("[::1]:{port}");
         let mut stream = TcpStream::connect(&address).expect("connect");
-        let pid = server.0.id();
+        let pid = server.pid();
         exchange(&mut stream, &get("/"), 1);
         let (requests, oks, not_found) = measure(&plugin, pid, || {
             for i in 0..12 {
@@ -150,7 +166,7 @@ fn responses_written_together_or_behind_an_interim_one_each_count() {
     let (batch, batch_port) = start_server("batch");
     let mut stream = TcpStream::connect(format!("[::1]:{batch_port}")).expect("connect");
     exchange(&mut stream, &[get("/"), get("/")].concat(), 2);
-    let counts = measure(&plugin, batch.0.id(), || {
+    let counts = measure(&plugin, batch.pid(), || {
         for i in 0..5 {
             stream.write_all(&get("/")).expect("send");
             // So that the server reads the first request on its own.
@@ -168,7 +184,7 @@ fn responses_written_together_or_behind_an_interim_one_each_count() {
     let (interim, interim_port) = start_server("interim");
     let mut stream = TcpStream::connect(format!("[::1]:{interim_port}")).expect("connect");
     exchange(&mut stream, &get("/"), 1);
-    let counts = measure(&plugin, interim.0.id(), || {
+    let counts = measure(&plugin, interim.pid(), || {
         for i in 0..6 {
             exchange(
                 &mut stream,
@@ -198,7 +214,7 @@ fn a_connection_whose_first_bytes_cannot_start_a_request_is_let_go() {
     // record here) is let go after that read (let_go_unless_http in bpf/http.bpf.c): the
     // HTTP-looking bytes sent on it afterwards count nothing, the next connection's do.
     let (tls_server, connect) = server("held");
-    let counts = measure(&plugin, tls_server.0.id(), || {
+    let counts = measure(&plugin, tls_server.pid(), || {
         // The server takes one connection at a time: this one ends before the next.
         let mut tls = connect();
         exchange(
@@ -249,7 +265,7 @@ fn a_connection_whose_first_bytes_cannot_start_a_request_is_let_go() {
     ];
     for (start, mode, pieces) in starts {
         let (server, connect) = server(mode);
-        let counts = measure(&plugin, server.0.id(), || {
+        let counts = measure(&plugin, server.pid(), || {
             let mut stream = connect();
             for piece in &pieces[..pieces.len() - 1] {
                 stream.write_all(piece).expect("send");
@@ -291,9 +307,9 @@ fn processes_taking_turns_on_one_cpu_keep_exact_counts() {
             exchange(&mut to_second, &get("/"), 1);
         }
     };
-    let first_counts = measure(&plugin, first.0.id(), &mut take_turns);
+    let first_counts = measure(&plugin, first.pid(), &mut take_turns);
     assert_eq!(first_counts, (10, 8, 2), "first: (requests, 200s, 404s)");
-    let second_counts = measure(&plugin, second.0.id(), &mut take_turns);
+    let second_counts = measure(&plugin, second.pid(), &mut take_turns);
     assert_eq!(second_counts, (10, 10, 0), "second: (requests, 200s, 404s)");
 }
 
@@ -357,7 +373,7 @@ fn files_pipes_udp_and_unix_sockets_count_nothing() {
     }
     let plugin = Plugin::start(&[]);
     let (noise, _) = start_server("noise");
-    let pid = noise.0.id();
+    let pid = noise.pid();
     let mut watcher = Watcher::new(&plugin.socket, "h", pid);
     // Several rounds after the noise: the process must never get a series.
     let deadline = Instant::now() + Duration::from_millis(1500);
@@ -383,7 +399,7 @@ fn unix_sockets_count_only_when_asked() {
         let (server, path) = start_server("unix");
         let mut stream =
             std::os::unix::net::UnixStream::connect(Path::new(&path)).expect("connect");
-        let pid = server.0.id();
+        let pid = server.pid();
         match expected {
             None => {
                 exchange(&mut stream, &get("/"), 1);
@@ -559,7 +575,7 @@ fn pausing_detaches_the_socket_programs_and_resuming_counts_exactly_again() {
     let (server, port) = start_server("readwrite");
     let mut stream = TcpStream::connect(format!("[::1]:{port}")).expect("connect");
     exchange(&mut stream, &get("/"), 1);
-    let counted = measure(&plugin, server.0.id(), || {
+    let counted = measure(&plugin, server.pid(), || {
         for i in 0..6 {
             let path = if i % 3 == 0 { "/missing" } else { "/" };
             exchange(&mut stream, &get(path), 1);
