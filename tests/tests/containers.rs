@@ -300,6 +300,55 @@ fn any_plugin_package_builds_a_small_labelled_static_image() {
     );
 }
 
+/// Rebuilding an image under the same name removes the image the name pointed at before,
+/// once no tag keeps it: repeated `make image` runs leave no untagged images behind. One
+/// that a container still uses is kept.
+#[test]
+fn a_rebuilt_image_replaces_the_one_before_unless_a_container_uses_it() {
+    if !docker::available() {
+        return;
+    }
+    const NAME: &str = "scope-plugin-test/rebuilt";
+    let exists = |image: &str| {
+        Command::new("docker")
+            .args(["image", "inspect", image])
+            .output()
+            .expect("docker runs")
+            .status
+            .success()
+    };
+    // An image only this name holds (a build of the same package would be the cached image
+    // that scope-plugin/<package> holds too).
+    let only_this_name = |nonce: &str| {
+        let context = tempfile::tempdir().expect("tempdir");
+        std::fs::write(context.path().join("nonce"), nonce).expect("write");
+        std::fs::write(
+            context.path().join("Dockerfile"),
+            "FROM scratch\nCOPY nonce /nonce\n",
+        )
+        .expect("write");
+        let context = context.path().to_str().expect("utf-8");
+        docker::docker(&["build", "--quiet", "-t", &format!("{NAME}:latest"), context])
+    };
+    let rebuild = || docker::build_image(&["-p", "example-host-metric", "--image", NAME]);
+    let nonce = format!("{} {:?}", std::process::id(), Instant::now());
+
+    let replaced = only_this_name(&format!("replaced {nonce}"));
+    let built = rebuild();
+    assert!(
+        !exists(&replaced),
+        "the replaced image {replaced} is still there"
+    );
+
+    let in_use = only_this_name(&format!("in use {nonce}"));
+    let container = docker::docker(&["create", &in_use, "/nonce"]);
+    rebuild();
+    assert!(exists(&in_use), "an image a container uses was removed");
+    docker::docker(&["rm", &container]);
+    docker::docker(&["image", "rm", &in_use]);
+    docker::docker(&["image", "rm", &built, &format!("{NAME}:latest")]);
+}
+
 /// A static busybox in an image `FROM scratch`, running `httpd` in the foreground on the
 /// address given as the container's arguments (`-p <ip:port>`). It forks a child for each
 /// connection, which serves one request and exits: the process model that loses counts
