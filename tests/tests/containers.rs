@@ -327,8 +327,8 @@ fn a_rebuilt_image_replaces_the_one_before_unless_a_container_uses_it() {
             "FROM scratch\nCOPY nonce /nonce\n",
         )
         .expect("write");
-        let context = context.path().to_str().expect("utf-8");
-        docker::docker(&["build", "--quiet", "-t", &format!("{NAME}:latest"), context])
+        let path = context.path().to_str().expect("utf-8");
+        docker::docker(&["build", "--quiet", "-t", &format!("{NAME}:latest"), path])
     };
     let rebuild = || docker::build_image(&["-p", "example-host-metric", "--image", NAME]);
     let nonce = format!("{} {:?}", std::process::id(), Instant::now());
